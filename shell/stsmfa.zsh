@@ -1,0 +1,100 @@
+# stsmfa shell integration for zsh: MFA sessions in the current shell.
+#
+# Load it from ~/.zshrc:
+#     eval "$(stsmfa init zsh)"
+#
+#   stsmfa-use [PROFILE] [OPTION...]  export PROFILE's MFA session (cached, or asks for a
+#                                     code) into this shell; OPTIONs go to `stsmfa env`,
+#                                     e.g. stsmfa-use work --refresh
+#   stsmfa-drop                       remove the session's variables from this shell
+#   stsmfa_prompt [-v VAR]            print "aws:PROFILE 42m" ("aws:PROFILE expired" once
+#                                     past expiry, nothing without a session), or store it
+#                                     in VAR; it starts no process
+#
+# The prompt segment is not added to your prompt by itself. Simplest:
+#     setopt prompt_subst
+#     PROMPT='%n@%m %~ $(stsmfa_prompt)%# '
+# A $(...) subshell cannot remember that it has already warned about an expired session,
+# so it warns at every prompt. To be warned once, compute the segment before each prompt:
+#     autoload -Uz add-zsh-hook
+#     _stsmfa_precmd() { stsmfa_prompt -v stsmfa_ps }
+#     add-zsh-hook precmd _stsmfa_precmd
+#     setopt prompt_subst
+#     PROMPT='%n@%m %~ ${stsmfa_ps:+$stsmfa_ps }%# '
+
+zmodload zsh/datetime 2>/dev/null   # $EPOCHSECONDS, read by stsmfa_prompt
+
+stsmfa-use() {
+    emulate -L zsh
+    local out
+    out=$(command @STSMFA@ env "$@" --format sh) || return
+    # A region stsmfa-use sets belongs to the session: stsmfa-drop (or the next
+    # stsmfa-use without a region) removes it; a region set by the user stays.
+    if [[ $out == *AWS_REGION* || $out == *AWS_DEFAULT_REGION* ]]; then
+        typeset -g _stsmfa_region=1
+    elif [[ -n ${_stsmfa_region-} ]]; then
+        unset AWS_REGION AWS_DEFAULT_REGION _stsmfa_region
+    fi
+    eval "$out"
+}
+
+stsmfa-drop() {
+    emulate -L zsh
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_SECURITY_TOKEN \
+        AWS_CREDENTIAL_EXPIRATION STSMFA_PROFILE
+    if [[ -n ${_stsmfa_region-} ]]; then
+        unset AWS_REGION AWS_DEFAULT_REGION _stsmfa_region
+    fi
+}
+
+# Sets _stsmfa_t to $AWS_CREDENTIAL_EXPIRATION in seconds since the epoch, for RFC 3339
+# times such as 2026-11-23T09:43:13Z (a fraction or a +HH:MM offset is fine too), by the
+# days-from-civil algorithm in shell arithmetic. Returns 1 for anything else.
+_stsmfa_expiry() {
+    emulate -L zsh
+    local t=${AWS_CREDENTIAL_EXPIRATION-} off=0
+    [[ $t == [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][Tt\ ][0-9][0-9]:[0-9][0-9]:[0-9][0-9]* ]] || return 1
+    case $t in
+        *[Zz]) ;;
+        *[+-][0-9][0-9]:[0-9][0-9]) off=$(( (10#${t: -5:2} * 60 + 10#${t: -2}) * 60 ))
+            [[ ${t: -6:1} == + ]] || off=$(( -off )) ;;
+        *) return 1 ;;
+    esac
+    local m=$(( 10#${t:5:2} )) y
+    y=$(( 10#${t:0:4} - (m <= 2) ))
+    local doe=$(( y % 400 * 365 + y % 400 / 4 - y % 400 / 100
+        + (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + 10#${t:8:2} - 1 ))
+    typeset -g _stsmfa_t=$(( (y / 400 * 146097 + doe - 719468) * 86400
+        + 10#${t:11:2} * 3600 + 10#${t:14:2} * 60 + 10#${t:17:2} - off ))
+}
+
+stsmfa_prompt() {
+    emulate -L zsh
+    local _seg= _now=${EPOCHSECONDS-} _min
+    if [[ -n ${STSMFA_PROFILE-} ]]; then
+        _seg="aws:$STSMFA_PROFILE"
+        if [[ -z $_now ]] || ! _stsmfa_expiry; then
+            :   # no clock or no expiry known: the profile alone
+        elif (( _stsmfa_t > _now )); then
+            _min=$(( (_stsmfa_t - _now + 59) / 60 ))
+            if (( _min < 60 )); then
+                _seg+=" ${_min}m"
+            else
+                printf -v _seg '%s %dh%02dm' "$_seg" $(( _min / 60 )) $(( _min % 60 ))
+            fi
+        else
+            _seg+=" expired"
+            if [[ ${_stsmfa_warned-} != "$STSMFA_PROFILE@$AWS_CREDENTIAL_EXPIRATION" ]]; then
+                typeset -g _stsmfa_warned=$STSMFA_PROFILE@$AWS_CREDENTIAL_EXPIRATION
+                printf 'stsmfa: session for %s expired; run stsmfa-use %s\n' \
+                    "$STSMFA_PROFILE" "$STSMFA_PROFILE" >&2
+            fi
+        fi
+    fi
+    if [[ ${1-} == -v && -n ${2-} ]]; then
+        typeset -g "$2=$_seg"
+    elif [[ -n $_seg ]]; then
+        printf '%s' "$_seg"
+    fi
+    return 0
+}

@@ -1,0 +1,254 @@
+//! Command-line definitions only. Doc comments are the help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// MFA-authenticated AWS session credentials for the CLI, SDKs and Terraform.
+///
+/// stsmfa asks once for a TOTP code, calls STS GetSessionToken with your MFA
+/// device, keeps the session in the OS keyring until it is about to expire, and
+/// hands it to every tool: as a credential_process, as shell variables, or by
+/// running a command.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stsmfa",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Example:\n  # ~/.aws/config\n  [profile work-mfa]\n  credential_process = stsmfa credential-process work\n\n  aws s3 ls --profile work-mfa"
+)]
+pub struct Cli {
+    /// Print diagnostics on stderr (never a secret).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the session as credential_process JSON (for ~/.aws/config).
+    #[command(
+        after_help = "Example:\n  # ~/.aws/config\n  [profile work-mfa]\n  credential_process = stsmfa credential-process work\n\n  stsmfa credential-process work"
+    )]
+    CredentialProcess(ProfileArgs),
+
+    /// Print shell lines that load the session: eval "$(stsmfa env work)".
+    #[command(
+        after_help = "Examples:\n  eval \"$(stsmfa env work)\"                  # bash, zsh, dash\n  stsmfa env work --format fish | source     # fish\n  stsmfa env work --format dotenv > .env.local"
+    )]
+    Env(EnvArgs),
+
+    /// Run a command with the session in its environment (no command: $SHELL).
+    #[command(
+        after_help = "Examples:\n  stsmfa exec work -- terraform plan\n  stsmfa exec work                 # a shell with the session loaded"
+    )]
+    Exec(ExecArgs),
+
+    /// Show cached sessions and their time left (never a secret).
+    #[command(after_help = "Examples:\n  stsmfa status\n  stsmfa status work --json")]
+    Status(StatusArgs),
+
+    /// Delete cached sessions.
+    #[command(after_help = "Examples:\n  stsmfa clear work\n  stsmfa clear --all")]
+    Clear(ClearArgs),
+
+    /// Create and enable your own virtual MFA device, then record it in ~/.aws/config.
+    #[command(after_help = "Example:\n  stsmfa enroll work --qr-png ~/mfa.png")]
+    Enroll(EnrollArgs),
+
+    /// Print the shell integration (stsmfa-use, stsmfa-drop, a prompt segment).
+    #[command(
+        after_help = "Examples:\n  eval \"$(stsmfa init bash)\"                  # in ~/.bashrc\n  eval \"$(stsmfa init zsh)\"                   # in ~/.zshrc\n  stsmfa init fish | source                  # in ~/.config/fish/config.fish\n  Invoke-Expression (& stsmfa init powershell | Out-String)   # in $PROFILE"
+    )]
+    Init(InitArgs),
+
+    /// Print shell completions.
+    #[command(
+        after_help = "Examples:\n  stsmfa completions bash > ~/.local/share/bash-completion/completions/stsmfa\n  stsmfa completions zsh > \"${fpath[1]}/_stsmfa\"\n  stsmfa completions fish > ~/.config/fish/completions/stsmfa.fish"
+    )]
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff) on stdout.
+    #[command(
+        hide = true,
+        after_help = "Example:\n  stsmfa man > /usr/local/share/man/man1/stsmfa.1"
+    )]
+    Man,
+}
+
+/// Options shared by every command that gets a session.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SessionOpts {
+    /// The current 6-digit MFA code (skips the prompt) [env: STSMFA_MFA_CODE].
+    #[arg(long, value_name = "CODE")]
+    pub mfa_code: Option<String>,
+
+    /// Session length: 900, 15m, 12h, 36h (STS allows 15m to 36h) [env: STSMFA_DURATION].
+    #[arg(long, value_name = "DUR")]
+    pub duration: Option<String>,
+
+    /// Ignore the cached session and get a new one.
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// MFA device ARN (default: mfa_serial, else discovered) [env: STSMFA_MFA_SERIAL].
+    #[arg(long, value_name = "ARN")]
+    pub mfa_serial: Option<String>,
+
+    /// AWS region for STS [env: AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Where sessions are cached [env: STSMFA_STORE].
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub store: Option<StoreChoice>,
+
+    /// How to ask for a code when no code or mfa_process is given [env: STSMFA_PROMPT].
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub prompt: Option<PromptMethod>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Source profile holding the long-term keys (default: $AWS_PROFILE, else default).
+    #[arg(value_name = "PROFILE", add = profile_candidates())]
+    pub profile: Option<String>,
+
+    #[command(flatten)]
+    pub opts: SessionOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub base: ProfileArgs,
+
+    /// Output syntax.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Sh)]
+    pub format: EnvFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub base: ProfileArgs,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this profile's sessions.
+    #[arg(value_name = "PROFILE", add = profile_candidates())]
+    pub profile: Option<String>,
+
+    /// Machine-readable output: a JSON array.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which store to look in [env: STSMFA_STORE].
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub store: Option<StoreChoice>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// The profile whose sessions to delete (default: $AWS_PROFILE, else default).
+    #[arg(value_name = "PROFILE", conflicts_with = "all", add = profile_candidates())]
+    pub profile: Option<String>,
+
+    /// Delete every cached session.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Which store to clear [env: STSMFA_STORE].
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub store: Option<StoreChoice>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// Profile with the new user's long-term keys (default: $AWS_PROFILE, else default).
+    #[arg(value_name = "PROFILE", add = profile_candidates())]
+    pub profile: Option<String>,
+
+    /// Also write the QR code to this PNG file (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub qr_png: Option<PathBuf>,
+
+    /// Also print the base32 secret (for authenticator apps without a camera).
+    #[arg(long)]
+    pub show_secret: bool,
+
+    /// Answer yes to the questions (record mfa_serial, get a first session).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// AWS region [env: AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[arg(value_enum)]
+    pub shell: InitShell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    Sh,
+    Fish,
+    Powershell,
+    Dotenv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreChoice {
+    Auto,
+    Keychain,
+    Wincred,
+    SecretService,
+    Keyutils,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PromptMethod {
+    Tty,
+    Zenity,
+    Kdialog,
+    Osascript,
+    Ykman,
+}
+
+/// Profile names from the AWS config files, for dynamic shell completion.
+fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
+    clap_complete::engine::ArgValueCandidates::new(|| {
+        crate::config::profile_names()
+            .into_iter()
+            .map(clap_complete::CompletionCandidate::new)
+            .collect()
+    })
+}

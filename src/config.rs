@@ -1,0 +1,613 @@
+//! Resolves flags > environment > AWS profile > defaults into one `Settings`.
+//!
+//! The AWS config and credentials files are read with the SDK's own profile
+//! rules (`[profile x]` vs `[default]`, both files merged), which also hands us
+//! custom keys like `mfa_serial` and `stsmfa_duration`.
+
+use crate::cli::{PromptMethod, SessionOpts, StoreChoice};
+use crate::credentials::LongTermKeys;
+use crate::error::Fail;
+use crate::fail;
+use crate::secret::Secret;
+use aws_config::profile::{Profile, ProfileSet};
+use aws_runtime::env_config::file::EnvConfigFiles;
+use aws_types::os_shim_internal::{Env, Fs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// STS's limits on `DurationSeconds` for IAM users.
+pub const MIN_DURATION: u64 = 900;
+pub const MAX_DURATION: u64 = 129_600;
+const DEFAULT_DURATION: u64 = 12 * 3600;
+const DEFAULT_MIN_TTL: u64 = 15 * 60;
+const DEFAULT_LOCK_TIMEOUT: u64 = 120;
+
+/// Where the MFA code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeSource {
+    /// `--mfa-code` or `STSMFA_MFA_CODE`; the label says which, for messages.
+    Given { code: String, from: &'static str },
+    /// `mfa_process`: a shell command whose stdout is the code.
+    Process(String),
+    /// Ask: on the terminal, or with the chosen or first available dialog.
+    Prompt(Option<PromptMethod>),
+}
+
+/// Everything a command needs, resolved once.
+#[derive(Debug)]
+pub struct Settings {
+    pub profile: String,
+    /// `None`: discover it with GetCallerIdentity + ListMFADevices.
+    pub mfa_serial: Option<String>,
+    pub code: CodeSource,
+    pub duration: Duration,
+    pub min_ttl: Duration,
+    pub store: StoreChoice,
+    /// `--region`, the environment or the profile; `None` leaves it to the SDK.
+    pub region: Option<String>,
+    pub keys: LongTermKeys,
+    pub lock_timeout: Duration,
+    pub state_dir: PathBuf,
+    pub refresh: bool,
+    pub verbose: bool,
+    pub ykman_account: Option<String>,
+}
+
+/// Reads a variable; a seam so tests need not touch the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn real_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The profile to use: the argument, else `$AWS_PROFILE`, else `default`.
+pub fn profile_name(arg: Option<&str>, env: EnvLookup) -> String {
+    arg.map(str::to_owned)
+        .or_else(|| env("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// Loads both AWS config files. Missing files are fine (an empty set).
+pub fn load_profiles(fs: &Fs, env: &Env) -> Result<ProfileSet, Fail> {
+    let files = EnvConfigFiles::default();
+    let fut = aws_config::profile::load(fs, env, &files, None);
+    // The loader is async in name only (it reads with std::fs), so polling it
+    // here keeps the cache-hit path free of any runtime.
+    crate::block_on_ready(fut).map_err(|e| {
+        fail!("cannot read the AWS config files: {e}")
+            .hint("check ~/.aws/config and ~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)")
+    })
+}
+
+/// Every profile name in the AWS config files (for completions).
+pub fn profile_names() -> Vec<String> {
+    load_profiles(&Fs::real(), &Env::real())
+        .map(|set| set.profiles().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Resolves the settings for `profile` from the options, the environment and the files.
+pub fn resolve(
+    profile_arg: Option<&str>,
+    opts: &SessionOpts,
+    verbose: bool,
+    env: EnvLookup,
+    profiles: &ProfileSet,
+) -> Result<Settings, Fail> {
+    let requested = profile_name(profile_arg, env);
+    let (profile_name, profile) = source_profile(&requested, profiles)?;
+    let key = |k: &str| {
+        profile
+            .get(k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+
+    let keys = long_term_keys(&profile_name, profile)?;
+
+    let mfa_serial = first(&[
+        (opts.mfa_serial.clone(), "--mfa-serial"),
+        (env("STSMFA_MFA_SERIAL"), "STSMFA_MFA_SERIAL"),
+        (key("mfa_serial"), "mfa_serial"),
+    ]);
+    let mfa_serial = match mfa_serial {
+        Some((serial, from)) => Some(check_serial(&serial, from)?),
+        None => None,
+    };
+
+    let code = if let Some(code) = opts.mfa_code.clone() {
+        CodeSource::Given {
+            code,
+            from: "--mfa-code",
+        }
+    } else if let Some(code) = env("STSMFA_MFA_CODE") {
+        CodeSource::Given {
+            code,
+            from: "STSMFA_MFA_CODE",
+        }
+    } else if let Some(cmd) = key("mfa_process") {
+        CodeSource::Process(cmd)
+    } else {
+        let method = match opts.prompt {
+            Some(m) => Some(m),
+            None => match first(&[
+                (env("STSMFA_PROMPT"), "STSMFA_PROMPT"),
+                (key("stsmfa_prompt"), "stsmfa_prompt"),
+            ]) {
+                Some((v, from)) => Some(parse_enum::<PromptMethod>(&v, from)?),
+                None => None,
+            },
+        };
+        CodeSource::Prompt(method)
+    };
+
+    let duration = match first(&[
+        (opts.duration.clone(), "--duration"),
+        (env("STSMFA_DURATION"), "STSMFA_DURATION"),
+        (key("stsmfa_duration"), "stsmfa_duration"),
+    ]) {
+        Some((v, from)) => {
+            session_duration(&v).map_err(|e| with_source(e, from, opts.duration.is_some()))?
+        }
+        None => Duration::from_secs(DEFAULT_DURATION),
+    };
+
+    let min_ttl = match first(&[
+        (env("STSMFA_MIN_TTL"), "STSMFA_MIN_TTL"),
+        (key("stsmfa_min_ttl"), "stsmfa_min_ttl"),
+    ]) {
+        Some((v, from)) => parse_duration(&v).map_err(|e| with_source(e, from, false))?,
+        None => Duration::from_secs(DEFAULT_MIN_TTL),
+    };
+
+    let lock_timeout = match env("STSMFA_LOCK_TIMEOUT") {
+        Some(v) => parse_duration(&v).map_err(|e| with_source(e, "STSMFA_LOCK_TIMEOUT", false))?,
+        None => Duration::from_secs(DEFAULT_LOCK_TIMEOUT),
+    };
+
+    Ok(Settings {
+        mfa_serial,
+        code,
+        duration,
+        min_ttl,
+        store: store_choice(opts.store, env)?,
+        region: opts
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or_else(|| key("region")),
+        keys,
+        lock_timeout,
+        state_dir: state_dir(env),
+        refresh: opts.refresh,
+        verbose,
+        ykman_account: key("stsmfa_ykman_account"),
+        profile: profile_name,
+    })
+}
+
+/// `--store` > `STSMFA_STORE` > auto.
+pub fn store_choice(opt: Option<StoreChoice>, env: EnvLookup) -> Result<StoreChoice, Fail> {
+    match (opt, env("STSMFA_STORE")) {
+        (Some(s), _) => Ok(s),
+        (None, Some(v)) => parse_enum(&v, "STSMFA_STORE"),
+        (None, None) => Ok(StoreChoice::Auto),
+    }
+}
+
+/// Lock files and the used-code record; nothing secret lives here.
+pub fn state_dir(env: EnvLookup) -> PathBuf {
+    if let Some(d) = env("STSMFA_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = env("XDG_RUNTIME_DIR") {
+        return PathBuf::from(d).join("stsmfa");
+    }
+    let cache = env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("stsmfa")
+}
+
+/// Finds the profile holding the long-term keys. A profile whose
+/// `credential_process` is `stsmfa credential-process X` leads to `X`, so
+/// `stsmfa env work-mfa` does what the user means.
+fn source_profile<'a>(name: &str, profiles: &'a ProfileSet) -> Result<(String, &'a Profile), Fail> {
+    let Some(profile) = profiles.get_profile(name) else {
+        let mut known: Vec<&str> = profiles.profiles().collect();
+        known.sort_unstable();
+        let hint = if known.is_empty() {
+            "add the profile to ~/.aws/credentials and ~/.aws/config (see `stsmfa --help`)"
+                .to_owned()
+        } else {
+            format!("known profiles: {}", known.join(", "))
+        };
+        return Err(
+            fail!("profile '{name}' is not in the AWS config or credentials file").hint(hint),
+        );
+    };
+    if profile.get("aws_access_key_id").is_none()
+        && let Some(target) = profile.get("credential_process").and_then(stsmfa_target)
+        && target != name
+        && let Some(p) = profiles.get_profile(&target)
+        && p.get("aws_access_key_id").is_some()
+    {
+        return Ok((target, p));
+    }
+    Ok((name.to_owned(), profile))
+}
+
+/// `stsmfa credential-process work [...]` → `work`.
+fn stsmfa_target(cmd: &str) -> Option<String> {
+    let mut words = cmd.split_whitespace();
+    let bin = words.next()?;
+    if !bin.trim_matches(['"', '\'']).ends_with("stsmfa") {
+        return None;
+    }
+    let mut words = words.skip_while(|w| *w != "credential-process").skip(1);
+    while let Some(w) = words.next() {
+        match w {
+            "-v" | "--verbose" | "--refresh" => {}
+            flag if flag.starts_with('-') => {
+                if !flag.contains('=') {
+                    words.next(); // the flag's value
+                }
+            }
+            profile => return Some(profile.trim_matches(['"', '\'']).to_owned()),
+        }
+    }
+    None
+}
+
+fn long_term_keys(name: &str, profile: &Profile) -> Result<LongTermKeys, Fail> {
+    let get = |k: &str| profile.get(k).map(str::trim).filter(|v| !v.is_empty());
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => {
+            if get("aws_session_token").is_some() {
+                return Err(fail!("profile '{name}' holds temporary credentials (aws_session_token), not an IAM user's long-term keys")
+                    .hint(format!("put the IAM user's access key in [{name}] of ~/.aws/credentials and remove aws_session_token")));
+            }
+            Ok(LongTermKeys { access_key_id: id.to_owned(), secret_access_key: Secret::new(secret.to_owned()) })
+        }
+        (Some(_), None) => Err(fail!("profile '{name}' has aws_access_key_id but no aws_secret_access_key")
+            .hint(format!("add aws_secret_access_key to [{name}] in ~/.aws/credentials"))),
+        _ if get("credential_process").is_some() => Err(fail!(
+            "profile '{name}' only has a credential_process; stsmfa needs the IAM user's long-term keys"
+        )
+        .hint(format!("put aws_access_key_id and aws_secret_access_key in [{name}] of ~/.aws/credentials"))
+        .hint("keep `credential_process = stsmfa credential-process SOURCE` in a separate profile that names that source profile")),
+        _ => Err(fail!("profile '{name}' has no long-term access key")
+            .hint(format!("add aws_access_key_id and aws_secret_access_key to [{name}] in ~/.aws/credentials"))),
+    }
+}
+
+fn first(candidates: &[(Option<String>, &'static str)]) -> Option<(String, &'static str)> {
+    candidates.iter().find_map(|(v, from)| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| (v.to_owned(), *from))
+    })
+}
+
+fn with_source(e: Fail, from: &str, usage: bool) -> Fail {
+    let mut f = Fail::new(format!("{} (from {from})", e.message));
+    f.hints = e.hints;
+    if usage {
+        f.code = 2;
+    }
+    f
+}
+
+fn parse_enum<T: clap::ValueEnum>(v: &str, from: &str) -> Result<T, Fail> {
+    T::from_str(v.trim(), true).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|p| p.get_name().to_owned())
+            .collect();
+        fail!("invalid value '{v}' in {from}").hint(format!("use one of: {}", names.join(", ")))
+    })
+}
+
+/// Parses `900`, `90s`, `15m`, `12h`, `1h30m`, `1d`: a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, Fail> {
+    let s = s.trim();
+    let bad = || {
+        fail!("invalid duration '{s}'")
+            .hint("write seconds (900) or a number with a unit: 15m, 12h, 1h30m")
+    };
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u64>().map(Duration::from_secs).map_err(|_| bad());
+    }
+    humantime::parse_duration(s).map_err(|_| bad())
+}
+
+/// A session length STS will accept for an IAM user, checked before any call.
+pub fn session_duration(s: &str) -> Result<Duration, Fail> {
+    let d = parse_duration(s)?;
+    let secs = d.as_secs();
+    if !(MIN_DURATION..=MAX_DURATION).contains(&secs) || d.subsec_nanos() != 0 {
+        return Err(fail!("session duration '{}' is out of range", s.trim())
+            .hint("STS allows 15m (900) to 36h (129600) for IAM users"));
+    }
+    Ok(d)
+}
+
+/// AWS's pattern for a serial: 9–256 characters of `[\w+=/:,.@-]`.
+fn check_serial(serial: &str, from: &str) -> Result<String, Fail> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c);
+    if (9..=256).contains(&serial.len()) && serial.chars().all(ok_char) {
+        Ok(serial.to_owned())
+    } else {
+        Err(fail!("invalid MFA serial '{serial}' (from {from})")
+            .hint("use the device ARN, e.g. arn:aws:iam::111122223333:mfa/alice (`aws iam list-mfa-devices` shows it)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn profiles(config: &str, credentials: &str) -> ProfileSet {
+        let fs = Fs::from_map(HashMap::from([
+            ("/home/u/.aws/config".to_owned(), config.as_bytes().to_vec()),
+            (
+                "/home/u/.aws/credentials".to_owned(),
+                credentials.as_bytes().to_vec(),
+            ),
+        ]));
+        let env = Env::from_slice(&[("HOME", "/home/u")]);
+        load_profiles(&fs, &env).unwrap()
+    }
+
+    const CREDS: &str = "[work]\naws_access_key_id = AKIAWORK\naws_secret_access_key = s3cr3t\n";
+    const CONFIG: &str = "[profile work]\nmfa_serial = arn:aws:iam::111122223333:mfa/alice\nregion = eu-west-1\nstsmfa_duration = 2h\n\n[profile work-mfa]\ncredential_process = stsmfa credential-process work\n";
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn precedence_option_env_profile_default() {
+        let set = profiles(CONFIG, CREDS);
+        let none = env_of(&[]);
+        let s = resolve(Some("work"), &SessionOpts::default(), false, &none, &set).unwrap();
+        assert_eq!(s.duration, Duration::from_secs(7200), "profile key");
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            s.mfa_serial.as_deref(),
+            Some("arn:aws:iam::111122223333:mfa/alice")
+        );
+        assert_eq!(s.min_ttl, Duration::from_secs(900));
+        assert_eq!(s.code, CodeSource::Prompt(None));
+
+        let env = env_of(&[
+            ("STSMFA_DURATION", "3h"),
+            ("AWS_REGION", "us-east-2"),
+            ("STSMFA_MFA_SERIAL", "arn:aws:iam::1:mfa/env"),
+            ("STSMFA_MFA_CODE", "123456"),
+        ]);
+        let s = resolve(Some("work"), &SessionOpts::default(), false, &env, &set).unwrap();
+        assert_eq!(
+            s.duration,
+            Duration::from_secs(3 * 3600),
+            "env beats profile"
+        );
+        assert_eq!(s.region.as_deref(), Some("us-east-2"));
+        assert_eq!(s.mfa_serial.as_deref(), Some("arn:aws:iam::1:mfa/env"));
+        assert_eq!(
+            s.code,
+            CodeSource::Given {
+                code: "123456".into(),
+                from: "STSMFA_MFA_CODE"
+            }
+        );
+
+        let opts = SessionOpts {
+            duration: Some("4h".into()),
+            region: Some("ap-south-1".into()),
+            mfa_code: Some("654321".into()),
+            mfa_serial: Some("arn:aws:iam::1:mfa/opt".into()),
+            ..Default::default()
+        };
+        let s = resolve(Some("work"), &opts, false, &env, &set).unwrap();
+        assert_eq!(
+            s.duration,
+            Duration::from_secs(4 * 3600),
+            "option beats env"
+        );
+        assert_eq!(s.region.as_deref(), Some("ap-south-1"));
+        assert_eq!(s.mfa_serial.as_deref(), Some("arn:aws:iam::1:mfa/opt"));
+        assert_eq!(
+            s.code,
+            CodeSource::Given {
+                code: "654321".into(),
+                from: "--mfa-code"
+            }
+        );
+    }
+
+    #[test]
+    fn default_duration_and_aws_profile() {
+        let set = profiles(
+            "[profile other]\nregion = us-east-1\n",
+            "[other]\naws_access_key_id = A\naws_secret_access_key = B\n",
+        );
+        let env = env_of(&[("AWS_PROFILE", "other")]);
+        let s = resolve(None, &SessionOpts::default(), false, &env, &set).unwrap();
+        assert_eq!(s.profile, "other");
+        assert_eq!(s.duration, Duration::from_secs(12 * 3600));
+        assert_eq!(s.mfa_serial, None);
+    }
+
+    #[test]
+    fn credential_process_profile_leads_to_its_source() {
+        let set = profiles(CONFIG, CREDS);
+        let s = resolve(
+            Some("work-mfa"),
+            &SessionOpts::default(),
+            false,
+            &env_of(&[]),
+            &set,
+        )
+        .unwrap();
+        assert_eq!(s.profile, "work");
+    }
+
+    #[test]
+    fn profile_with_only_credential_process_is_an_error() {
+        let set = profiles("[profile loop]\ncredential_process = other-tool get\n", "");
+        let e = resolve(
+            Some("loop"),
+            &SessionOpts::default(),
+            false,
+            &env_of(&[]),
+            &set,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("only has a credential_process"),
+            "{}",
+            e.message
+        );
+        assert!(!e.hints.is_empty());
+    }
+
+    #[test]
+    fn missing_profile_lists_known_ones() {
+        let set = profiles(CONFIG, CREDS);
+        let e = resolve(
+            Some("nope"),
+            &SessionOpts::default(),
+            false,
+            &env_of(&[]),
+            &set,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("'nope'"));
+        assert!(e.hints[0].contains("work"), "{:?}", e.hints);
+    }
+
+    #[test]
+    fn mfa_process_beats_prompt_and_loses_to_code() {
+        let set = profiles(
+            "[profile p]\nmfa_process = ykman oath accounts code -s x\n",
+            "[p]\naws_access_key_id = A\naws_secret_access_key = B\n",
+        );
+        let s = resolve(
+            Some("p"),
+            &SessionOpts::default(),
+            false,
+            &env_of(&[]),
+            &set,
+        )
+        .unwrap();
+        assert_eq!(
+            s.code,
+            CodeSource::Process("ykman oath accounts code -s x".into())
+        );
+        let s = resolve(
+            Some("p"),
+            &SessionOpts::default(),
+            false,
+            &env_of(&[("STSMFA_MFA_CODE", "111111")]),
+            &set,
+        )
+        .unwrap();
+        assert!(matches!(s.code, CodeSource::Given { .. }));
+    }
+
+    #[test]
+    fn durations_parse_and_are_bounded() {
+        assert_eq!(parse_duration("900").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            session_duration("36h").unwrap(),
+            Duration::from_secs(129_600)
+        );
+        assert_eq!(
+            session_duration("12h").unwrap(),
+            Duration::from_secs(43_200)
+        );
+        for bad in ["10m", "37h", "abc", "", "-5", "899", "1.5"] {
+            assert!(session_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invalid_duration_option_is_usage_error_naming_source() {
+        let set = profiles(CONFIG, CREDS);
+        let opts = SessionOpts {
+            duration: Some("10m".into()),
+            ..Default::default()
+        };
+        let e = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(e.message.contains("--duration"));
+        let e = resolve(
+            Some("work"),
+            &SessionOpts::default(),
+            false,
+            &env_of(&[("STSMFA_DURATION", "40h")]),
+            &set,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("STSMFA_DURATION"));
+    }
+
+    #[test]
+    fn serials_are_checked() {
+        assert!(check_serial("arn:aws:iam::111122223333:mfa/alice", "x").is_ok());
+        assert!(check_serial("GAHT12345678", "x").is_ok());
+        assert!(check_serial("short", "x").is_err());
+        assert!(check_serial("arn:aws:iam::1:mfa/a b", "x").is_err());
+    }
+
+    #[test]
+    fn store_choice_from_env() {
+        assert_eq!(
+            store_choice(None, &env_of(&[("STSMFA_STORE", "keyutils")])).unwrap(),
+            StoreChoice::Keyutils
+        );
+        assert_eq!(
+            store_choice(None, &env_of(&[("STSMFA_STORE", "secret-service")])).unwrap(),
+            StoreChoice::SecretService
+        );
+        assert!(store_choice(None, &env_of(&[("STSMFA_STORE", "bogus")])).is_err());
+        assert_eq!(
+            store_choice(
+                Some(StoreChoice::None),
+                &env_of(&[("STSMFA_STORE", "keyutils")])
+            )
+            .unwrap(),
+            StoreChoice::None
+        );
+    }
+
+    #[test]
+    fn stsmfa_target_parses_credential_process_lines() {
+        assert_eq!(
+            stsmfa_target("stsmfa credential-process work").as_deref(),
+            Some("work")
+        );
+        assert_eq!(
+            stsmfa_target("/usr/local/bin/stsmfa credential-process --duration 1h work").as_deref(),
+            Some("work")
+        );
+        assert_eq!(stsmfa_target("aws-vault export work"), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! Session credentials, their cache-entry form, and expiry arithmetic.
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Temporary credentials from `GetSessionToken`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
+    pub session_token: Secret<String>,
+    /// Unix seconds.
+    pub expiration: u64,
+}
+
+/// Long-term IAM user keys from the source profile.
+#[derive(Debug, Clone)]
+pub struct LongTermKeys {
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
+}
+
+/// What is stored in the keyring: compact JSON, well under Windows' 2,560 bytes.
+/// Short field names keep it small; `v` lets a future format be told apart.
+#[derive(Serialize, Deserialize)]
+struct Entry<'a> {
+    v: u8,
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    sk: std::borrow::Cow<'a, str>,
+    st: std::borrow::Cow<'a, str>,
+    exp: u64,
+}
+
+/// The size a stored entry may reach (the Windows Credential Manager limit, with room).
+pub const MAX_ENTRY_BYTES: usize = 2500;
+
+impl Session {
+    /// The keyring value. Never logged.
+    pub fn to_entry(&self) -> Vec<u8> {
+        let e = Entry {
+            v: 1,
+            id: self.access_key_id.as_str().into(),
+            sk: self.secret_access_key.expose().as_str().into(),
+            st: self.session_token.expose().as_str().into(),
+            exp: self.expiration,
+        };
+        serde_json::to_vec(&e).expect("serialising plain strings cannot fail")
+    }
+
+    /// Parses a keyring value; `None` for anything that is not a well-formed
+    /// entry of ours (a corrupt or foreign entry is a cache miss).
+    pub fn from_entry(bytes: &[u8]) -> Option<Session> {
+        let e: Entry = serde_json::from_slice(bytes).ok()?;
+        let plausible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+        if e.v != 1 || !plausible(&e.id) || !plausible(&e.sk) || !plausible(&e.st) {
+            return None;
+        }
+        Some(Session {
+            access_key_id: e.id.into_owned(),
+            secret_access_key: Secret::new(e.sk.into_owned()),
+            session_token: Secret::new(e.st.into_owned()),
+            expiration: e.exp,
+        })
+    }
+
+    /// Seconds left at `now`, zero once expired.
+    pub fn seconds_left(&self, now: SystemTime) -> u64 {
+        self.expiration.saturating_sub(unix(now))
+    }
+
+    /// True while the session has more than `min_ttl` left: botocore re-runs a
+    /// helper whose credentials have under 15 minutes left, so serving one inside
+    /// the margin would only make every AWS call run us twice.
+    pub fn is_fresh(&self, now: SystemTime, min_ttl: Duration) -> bool {
+        self.seconds_left(now) > min_ttl.as_secs()
+    }
+
+    /// `2026-11-23T09:43:13Z`.
+    pub fn expiration_rfc3339(&self) -> String {
+        rfc3339(self.expiration)
+    }
+}
+
+/// Unix seconds of a `SystemTime` (0 before the epoch).
+pub fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// RFC 3339 in UTC with a `Z`, to the second.
+pub fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Session {
+        Session {
+            access_key_id: "ASIAEXAMPLEKEYID1234".into(),
+            secret_access_key: Secret::new("wJalr/XUtn+FEMI=K7MDENG".into()),
+            session_token: Secret::new("FwoGZXIvYXdzE\"quote'".into()),
+            expiration: 1_795_000_000,
+        }
+    }
+
+    #[test]
+    fn entry_round_trips() {
+        let s = sample();
+        let back = Session::from_entry(&s.to_entry()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn corrupt_or_foreign_entries_are_misses() {
+        for bad in [
+            &b""[..],
+            b"garbage",
+            b"{}",
+            b"{\"v\":2,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":1}",
+            b"{\"v\":1,\"id\":\"\",\"sk\":\"b\",\"st\":\"c\",\"exp\":1}",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                Session::from_entry(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn freshness_respects_margin() {
+        let s = sample();
+        let at = |left: u64| UNIX_EPOCH + Duration::from_secs(s.expiration - left);
+        let margin = Duration::from_secs(900);
+        assert!(s.is_fresh(at(901), margin));
+        assert!(!s.is_fresh(at(900), margin));
+        assert!(!s.is_fresh(UNIX_EPOCH + Duration::from_secs(s.expiration + 5), margin));
+        assert!(s.is_fresh(at(61), Duration::from_secs(60)));
+        assert_eq!(
+            s.seconds_left(UNIX_EPOCH + Duration::from_secs(s.expiration + 5)),
+            0
+        );
+    }
+
+    #[test]
+    fn formats_rfc3339_utc() {
+        assert_eq!(rfc3339(1_795_427_393), "2026-11-23T09:49:53Z");
+    }
+
+    #[test]
+    fn entry_size_stays_under_limit_for_long_tokens() {
+        let mut s = sample();
+        s.session_token = Secret::new("A".repeat(1200));
+        assert!(s.to_entry().len() < MAX_ENTRY_BYTES);
+    }
+}

@@ -1,0 +1,118 @@
+//! The per-profile cross-process lock, so twenty Terraform providers starting
+//! at once cause one prompt and one STS call. The kernel drops the lock when
+//! its holder dies, so a killed process never blocks the next one.
+
+use crate::error::Fail;
+use crate::fail;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Held until dropped.
+#[derive(Debug)]
+pub struct ProfileLock {
+    _file: File,
+}
+
+/// A file name for `name` that is safe on every platform and unique per name.
+pub fn file_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("{safe}-{:016x}", crate::fnv1a(name.as_bytes()))
+}
+
+/// Creates the state directory readable by the user only.
+pub fn ensure_dir(dir: &Path) -> Result<(), Fail> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| {
+        fail!("cannot create the state directory {}: {e}", dir.display())
+            .hint("set STSMFA_STATE_DIR to a writable directory")
+    })
+}
+
+fn lock_path(dir: &Path, profile: &str) -> PathBuf {
+    dir.join(format!("{}.lock", file_name(profile)))
+}
+
+/// Takes the lock for `profile`, waiting at most `timeout`. `on_wait` runs
+/// once if another process holds it.
+pub fn acquire(
+    dir: &Path,
+    profile: &str,
+    timeout: Duration,
+    on_wait: impl FnOnce(),
+) -> Result<ProfileLock, Fail> {
+    ensure_dir(dir)?;
+    let path = lock_path(dir, profile);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            fail!("cannot open the lock file {}: {e}", path.display())
+                .hint("set STSMFA_STATE_DIR to a writable directory")
+        })?;
+    let start = Instant::now();
+    let mut on_wait = Some(on_wait);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(ProfileLock { _file: file }),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(fail!("cannot lock {}: {e}", path.display())
+                    .hint("set STSMFA_STATE_DIR to a local directory (file locks may not work on network file systems)"));
+            }
+        }
+        if let Some(f) = on_wait.take() {
+            f();
+        }
+        if start.elapsed() >= timeout {
+            return Err(fail!(
+                "gave up after {} s waiting for another stsmfa process to get a session for profile '{profile}'",
+                timeout.as_secs()
+            )
+            .hint("answer the MFA prompt of the other process (another terminal or window), or end it")
+            .hint("STSMFA_LOCK_TIMEOUT sets how long to wait"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_waits_then_times_out_and_drop_releases() {
+        let dir = std::env::temp_dir().join(format!("stsmfa-lock-test-{}", std::process::id()));
+        let first = acquire(&dir, "work", Duration::from_secs(1), || {}).unwrap();
+        let mut waited = false;
+        let err = acquire(&dir, "work", Duration::from_millis(100), || waited = true).unwrap_err();
+        assert!(waited);
+        assert!(err.message.contains("gave up"), "{}", err.message);
+        let other = acquire(&dir, "other profile/x", Duration::from_millis(100), || {});
+        assert!(other.is_ok(), "profiles lock independently");
+        drop(first);
+        assert!(acquire(&dir, "work", Duration::from_millis(100), || {}).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        assert!(file_name("a/b").starts_with("a_b-"));
+        assert_ne!(file_name("a/b"), file_name("a_b"));
+    }
+}

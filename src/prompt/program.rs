@@ -1,0 +1,153 @@
+//! Codes from other programs: `mfa_process`, GUI dialogs and ykman.
+
+use super::{Ask, CodeProvider, parse_code};
+use crate::cli::PromptMethod;
+use crate::error::Fail;
+use crate::fail;
+use std::fs::OpenOptions;
+use std::process::{Command, Stdio};
+
+/// Runs a program and returns its trimmed stdout. Its stdin and stderr go to
+/// the terminal when there is one, so a YubiKey "touch" message shows even
+/// under credential_process.
+fn run(mut cmd: Command, what: &str) -> Result<String, Fail> {
+    cmd.stdout(Stdio::piped());
+    match OpenOptions::new().read(true).write(true).open("/dev/tty") {
+        Ok(tty) => {
+            let err = tty
+                .try_clone()
+                .map_err(|e| fail!("cannot use the terminal: {e}"))?;
+            cmd.stdin(tty).stderr(err);
+        }
+        Err(_) => {
+            cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
+        }
+    }
+    let out = cmd.output().map_err(|e| {
+        fail!("cannot run {what}: {e}").hint("check that it is installed and on PATH")
+    })?;
+    if !out.status.success() {
+        return Err(fail!("{what} failed ({})", out.status)
+            .hint("run it by hand to see why; it must print the 6-digit code"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn checked(output: String, what: &str) -> Result<String, Fail> {
+    // ykman prints "NAME  123456"; take the last word.
+    let last = output.split_whitespace().last().unwrap_or("");
+    parse_code(last).ok_or_else(|| {
+        fail!("{what} did not print a 6-digit code").hint("it must print only the code on stdout")
+    })
+}
+
+/// `mfa_process` (run with `sh -c`, as aws-vault does) or ykman.
+pub struct MfaProcess {
+    cmd: Command,
+    what: String,
+}
+
+impl MfaProcess {
+    pub fn new(script: String) -> MfaProcess {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(&script);
+        MfaProcess {
+            cmd,
+            what: format!("mfa_process `{script}`"),
+        }
+    }
+
+    pub fn ykman(account: &str) -> MfaProcess {
+        let mut cmd = Command::new("ykman");
+        cmd.args(["oath", "accounts", "code", "-s", account]);
+        MfaProcess {
+            cmd,
+            what: format!("ykman (account {account})"),
+        }
+    }
+}
+
+impl CodeProvider for MfaProcess {
+    fn code(&mut self, _: &Ask, _retry: Option<&str>) -> Result<String, Fail> {
+        let mut cmd = Command::new(self.cmd.get_program());
+        cmd.args(self.cmd.get_args());
+        checked(run(cmd, &self.what)?, &self.what)
+    }
+    fn interactive(&self) -> bool {
+        false
+    }
+}
+
+/// A GUI dialog: zenity, kdialog or osascript.
+pub struct Dialog {
+    method: PromptMethod,
+}
+
+const DIALOGS: [(PromptMethod, &str); 3] = [
+    (PromptMethod::Zenity, "zenity"),
+    (PromptMethod::Kdialog, "kdialog"),
+    (PromptMethod::Osascript, "osascript"),
+];
+
+fn program(method: PromptMethod) -> &'static str {
+    DIALOGS
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, p)| *p)
+        .unwrap_or("tty")
+}
+
+fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+impl Dialog {
+    pub fn new(method: PromptMethod) -> Result<Dialog, Fail> {
+        let prog = program(method);
+        if !on_path(prog) {
+            return Err(fail!(
+                "{prog} is not installed (chosen with --prompt, STSMFA_PROMPT or stsmfa_prompt)"
+            )
+            .hint("install it, or choose another --prompt"));
+        }
+        Ok(Dialog { method })
+    }
+
+    /// The first dialog program installed, when a desktop is there to show it.
+    pub fn first_available() -> Option<Dialog> {
+        let desktop = cfg!(target_os = "macos")
+            || std::env::var_os("DISPLAY").is_some()
+            || std::env::var_os("WAYLAND_DISPLAY").is_some();
+        if !desktop {
+            return None;
+        }
+        DIALOGS
+            .iter()
+            .find(|(_, p)| on_path(p))
+            .map(|(m, _)| Dialog { method: *m })
+    }
+}
+
+impl CodeProvider for Dialog {
+    fn code(&mut self, ask: &Ask, retry: Option<&str>) -> Result<String, Fail> {
+        let mut text = format!("MFA code for profile {} ({})", ask.profile, ask.serial);
+        if let Some(why) = retry {
+            text = format!("{why}\n\n{text}");
+        }
+        let prog = program(self.method);
+        let mut cmd = Command::new(prog);
+        match self.method {
+            PromptMethod::Zenity => cmd.args(["--entry", "--title", "stsmfa", "--text", &text]),
+            PromptMethod::Kdialog => cmd.args(["--title", "stsmfa", "--inputbox", &text]),
+            _ => {
+                let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
+                cmd.args(["-e", &format!("text returned of (display dialog \"{quoted}\" default answer \"\" with title \"stsmfa\")")])
+            }
+        };
+        checked(run(cmd, prog)?, prog)
+    }
+    fn interactive(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,79 @@
+//! Where sessions are cached: only OS keyrings, never a plain file.
+
+mod keyring;
+#[cfg(test)]
+pub mod memory;
+
+use crate::cli::StoreChoice;
+use crate::error::Fail;
+use crate::fail;
+
+/// The service name every entry is filed under.
+pub const SERVICE: &str = "stsmfa";
+
+/// The seam between the session logic and the OS keyrings (and an in-memory
+/// store in tests).
+pub trait CredentialStore {
+    /// `secret-service`, `keyutils`, … as users choose it with `--store`.
+    fn name(&self) -> &'static str;
+    /// `Ok(None)` when there is no entry.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// `Ok(false)` when there was nothing to delete.
+    fn delete(&self, key: &str) -> Result<bool, StoreError>;
+}
+
+/// Store failures the session logic branches on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the {store} keyring is locked")]
+    Locked { store: &'static str },
+    #[error("the {store} keyring is not available: {detail}")]
+    Unavailable { store: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// The one-line message and hints for users.
+    pub fn to_fail(&self) -> Fail {
+        match self {
+            StoreError::Locked { store } => fail!("{self}").hint(match *store {
+                "secret-service" => "unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock` on a headless machine)",
+                _ => "unlock the keyring and try again",
+            })
+            .hint("or choose another store: --store keyutils (Linux) or --store none"),
+            StoreError::Unavailable { store, .. } => fail!("{self}").hint(match *store {
+                "secret-service" => "start a Secret Service (gnome-keyring, KeePassXC) in this D-Bus session, or use --store keyutils",
+                "keyutils" => "run inside a login session, or `keyctl session -` for a private keyring",
+                _ => "use --store none to skip caching (you will be asked for a code every time)",
+            }),
+        }
+    }
+}
+
+/// A store that caches nothing: every call asks for a code.
+pub struct NoStore;
+
+impl CredentialStore for NoStore {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    fn set(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn delete(&self, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+/// Opens the chosen store. `auto` on Linux is Secret Service when a session
+/// bus answers, else keyutils, else none with one warning.
+pub fn open(choice: StoreChoice, verbose: bool) -> Result<Box<dyn CredentialStore>, Fail> {
+    match choice {
+        StoreChoice::None => Ok(Box::new(NoStore)),
+        StoreChoice::Auto => Ok(keyring::open_auto(verbose)),
+        explicit => keyring::open(explicit).map_err(|e| e.to_fail()),
+    }
+}

@@ -1,0 +1,200 @@
+"""The MFA-enforcing moto server: `python -m mfa_bed.server --host 127.0.0.1 --port PORT`.
+
+Serves STS and IAM as moto does, with IAM authentication on and the hooks of
+mfa_bed.patches, plus an admin API under /stsmfa-bed/ (JSON, no AWS signature)
+that tests use to set up users and look at or change the bed's state:
+
+  POST /stsmfa-bed/create-user   {"name", "policy", "mfa"} -> user with keys, serial, seed
+  POST /stsmfa-bed/reset         fresh state (as POST /moto-api/reset; auth stays on)
+  GET  /stsmfa-bed/stats         GetSessionToken successes and failures per user
+  POST /stsmfa-bed/expire        {"access_key_id"}: that session is expired from now on
+  POST /stsmfa-bed/age-session   {"access_key_id", "seconds"}: MFA time moved back
+  GET  /stsmfa-bed/session?access_key_id=...   -> session info or null
+  GET  /stsmfa-bed/mfa-devices?user=NAME       -> [{"serial", "enabled"}]
+  GET  /stsmfa-bed/virtual-devices             -> [serial, ...]
+
+With --port 0 the OS picks the port. Once listening, the server prints one line
+`mfa_bed listening on http://HOST:PORT` on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+# Before moto is imported: IAM authentication from the first request on.
+os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+
+from moto import settings  # noqa: E402
+from moto.moto_api import _internal as moto_api_internal  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+from . import patches  # noqa: E402
+from .patches import STATE, iam_backend  # noqa: E402
+from .otp import code_for_step, step_at  # noqa: E402
+
+ADMIN_PREFIX = "/stsmfa-bed/"
+REGION = "us-east-1"
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def create_user(name: str, policy: dict[str, Any] | None, mfa: bool = True) -> dict[str, Any]:
+    """An IAM user with an inline policy, an access key and, if mfa, an enabled
+    virtual device `mfa/NAME`. The device is enabled with the codes of the two
+    previous steps, so the current code is still unused."""
+    backend = iam_backend()
+    with STATE.lock:
+        if name in backend.users:
+            raise AdminError(409, f"User {name} already exists")
+        user = backend.create_user(region_name=REGION, user_name=name)
+        if policy is not None:
+            backend.put_user_policy(name, "stsmfa-bed", json.dumps(policy))
+        key = backend.create_access_key(name)
+        serial = seed = None
+        if mfa:
+            device = backend.create_virtual_mfa_device(name, "/")
+            serial, seed = device.serial_number, device.base32_string_seed
+            now = step_at()
+            code1, code2 = code_for_step(seed, now - 2), code_for_step(seed, now - 1)
+            if not patches.spend_consecutive(device, code1, code2, now_step=now):
+                raise AdminError(500, "could not enable the MFA device")
+            patches._orig_enable_mfa_device(backend, name, serial, code1, code2)
+    return {
+        "name": name,
+        "arn": user.arn,
+        "access_key_id": key.access_key_id,
+        "secret_access_key": key.secret_access_key,
+        "serial": serial,
+        "seed": seed,
+    }
+
+
+def mfa_devices(user_name: str) -> list[dict[str, Any]]:
+    """The user's enabled devices, and unassigned virtual devices named after them."""
+    backend = iam_backend()
+    user = backend.users.get(user_name)
+    if user is None:
+        raise AdminError(404, f"no user {user_name}")
+    out = [{"serial": s, "enabled": True} for s in user.mfa_devices]
+    for serial, device in backend.virtual_mfa_devices.items():
+        if device.user is None and serial.endswith(f"/{user_name}") and ":mfa/" in serial:
+            out.append({"serial": serial, "enabled": False})
+    return out
+
+
+def _session(body: dict[str, Any]) -> patches.Session:
+    session = STATE.sessions.get(str(body.get("access_key_id", "")))
+    if session is None:
+        raise AdminError(404, "no such session")
+    return session
+
+
+def handle_admin(request: Request) -> Any:
+    route = request.path[len(ADMIN_PREFIX) :].strip("/")
+    method = request.method
+    body = (request.get_json(silent=True) or {}) if method == "POST" else {}
+
+    if (method, route) == ("GET", "stats"):
+        return STATE.stats()
+    if (method, route) == ("POST", "reset"):
+        moto_api_internal.moto_api_backend.reset()
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        return {"reset": True}
+    if (method, route) == ("POST", "create-user"):
+        if not body.get("name"):
+            raise AdminError(400, "name is required")
+        return create_user(str(body["name"]), body.get("policy"), bool(body.get("mfa", True)))
+    if (method, route) == ("POST", "expire"):
+        with STATE.lock:
+            session = _session(body)
+            session.expiration = min(session.expiration, time.time() - 1)
+            return session.info()
+    if (method, route) == ("POST", "age-session"):
+        with STATE.lock:
+            session = _session(body)
+            if session.mfa_auth_time is None:
+                raise AdminError(400, "not an MFA session")
+            session.mfa_auth_time -= float(body.get("seconds", 0))
+            return session.info()
+    if (method, route) == ("GET", "session"):
+        session = STATE.sessions.get(request.args.get("access_key_id", ""))
+        return session.info() if session else None
+    if (method, route) == ("GET", "mfa-devices"):
+        return mfa_devices(request.args.get("user", ""))
+    if (method, route) == ("GET", "virtual-devices"):
+        return sorted(iam_backend().virtual_mfa_devices)
+    raise AdminError(404, f"no admin route {method} /stsmfa-bed/{route}")
+
+
+class BedApp:
+    """Admin routes first; every other request goes to moto."""
+
+    def __init__(self, moto_app: Any):
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
+            return self.moto_app(environ, start_response)
+        request = Request(environ)
+        try:
+            payload, status = handle_admin(request), 200
+        except AdminError as exc:
+            payload, status = {"error": str(exc)}, exc.status
+        except Exception as exc:  # report moto errors (e.g. bad policy) to the test
+            payload, status = {"error": f"{type(exc).__name__}: {exc}"}, 500
+        response = Response(json.dumps(payload), status=status, mimetype="application/json")
+        return response(environ, start_response)
+
+
+def build_app() -> BedApp:
+    patches.apply()
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    return BedApp(DomainDispatcherApplication(create_backend_app))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mfa_bed.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000, help="0 lets the OS choose")
+    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    args = parser.parse_args(argv)
+
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    server = make_server(
+        args.host, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler
+    )
+    port = server.socket.getsockname()[1]
+    # moto builds some URLs from MOTO_PORT.
+    os.environ.setdefault("MOTO_PORT", str(port))
+
+    def stop(signum: int, frame: Any) -> None:
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"mfa_bed listening on http://{args.host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
