@@ -192,8 +192,14 @@ where
 {
     use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
     match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            StsError::Network(DisplayErrorContext(&e).to_string().replace('\n', " "))
+        SdkError::TimeoutError(_) => StsError::Network("no answer in time (STSMFA_TIMEOUT sets the limit)".into()),
+        SdkError::DispatchFailure(_) => {
+            // The innermost cause says it best ("Connection refused", "dns error: …").
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            StsError::Network(cause.to_string().replace('\n', " "))
         }
         SdkError::ServiceError(s) => StsError::classify(s.err().code(), s.err().message()),
         _ => match (e.code(), e.message()) {

@@ -1,6 +1,6 @@
 //! One function per subcommand; `run` dispatches.
 
-mod enroll;
+pub mod enroll;
 mod setup;
 mod status;
 

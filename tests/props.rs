@@ -1,0 +1,99 @@
+//! Property tests for every parser of outside input: the keyring entry,
+//! durations, MFA codes, STS error handling, the config-file edit and the
+//! shell quoting. `PROPTEST_CASES=100000 cargo test --test props` runs them
+//! long (see README, "Fuzzing").
+
+use proptest::prelude::*;
+use stsmfa::commands::enroll::add_mfa_serial;
+use stsmfa::config::{parse_duration, session_duration};
+use stsmfa::credentials::Session;
+use stsmfa::output::sh_quote;
+use stsmfa::prompt::parse_code;
+use stsmfa::secret::Secret;
+use stsmfa::sts::StsError;
+
+fn token() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9/+=]{1,1200}"
+}
+
+proptest! {
+    #[test]
+    fn entry_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = Session::from_entry(&bytes);
+    }
+
+    #[test]
+    fn entry_parser_rejects_mangled_json(s in "\\{\"v\":1,\"id\":\"[ -~]{0,20}\",\"sk\":[ -~]{0,30}\\}") {
+        // Missing fields: never a session.
+        prop_assert!(Session::from_entry(s.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn entries_round_trip(id in "ASIA[A-Z0-9]{16}", sk in token(), st in token(), exp in any::<u64>()) {
+        let s = Session { access_key_id: id, secret_access_key: Secret::new(sk), session_token: Secret::new(st), expiration: exp };
+        prop_assert_eq!(Session::from_entry(&s.to_entry()), Some(s));
+    }
+
+    #[test]
+    fn durations_never_panic_and_stay_in_range(s in "\\PC{0,12}") {
+        let _ = parse_duration(&s);
+        if let Ok(d) = session_duration(&s) {
+            prop_assert!((900..=129_600).contains(&d.as_secs()));
+        }
+    }
+
+    #[test]
+    fn plain_seconds_parse(n in 0u64..10_000_000) {
+        prop_assert_eq!(parse_duration(&n.to_string()).unwrap().as_secs(), n);
+    }
+
+    #[test]
+    fn codes_are_exactly_six_digits(s in "\\PC{0,10}") {
+        match parse_code(&s) {
+            Some(c) => prop_assert!(c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())),
+            None => {
+                let t = s.trim();
+                prop_assert!(!(t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit())));
+            }
+        }
+    }
+
+    #[test]
+    fn sts_errors_always_classify_with_a_hint(code in proptest::option::of("\\PC{0,30}"), msg in proptest::option::of("\\PC{0,200}")) {
+        let e = StsError::classify(code.as_deref(), msg.as_deref());
+        let f = e.to_fail(Some("arn:aws:iam::1:mfa/x"));
+        prop_assert!(!f.hints.is_empty());
+    }
+
+    #[test]
+    fn config_edit_keeps_every_other_line(
+        lines in proptest::collection::vec("[a-z_]{1,8} = [ -~]{0,20}|# [ -~]{0,20}|\\[profile [a-z]{1,6}\\]|\\[default\\]|", 0..30),
+        profile in "[a-z]{1,6}",
+    ) {
+        let text = lines.join("\n");
+        let out = add_mfa_serial(&text, &profile, "arn:aws:iam::1:mfa/p");
+        let kept: Vec<&str> = out.lines().filter(|l| *l != "mfa_serial = arn:aws:iam::1:mfa/p").collect();
+        let orig: Vec<&str> = text.lines().filter(|l| {
+            // An old mfa_serial in the target section is replaced, so skip those.
+            !l.starts_with("mfa_serial")
+        }).collect();
+        let mut it = kept.iter();
+        for l in orig {
+            prop_assert!(it.any(|k| *k == l), "line {:?} lost", l);
+        }
+        prop_assert!(out.contains("mfa_serial = arn:aws:iam::1:mfa/p"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn sh_quoting_round_trips(v in "\\PC{0,40}") {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", sh_quote(&v)))
+            .output()
+            .unwrap();
+        prop_assert_eq!(String::from_utf8(out.stdout).unwrap(), v);
+    }
+}
