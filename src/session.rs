@@ -203,13 +203,17 @@ fn fetch(
             retry = Some("that code was already used; wait for the next one".into());
             continue;
         }
-        used.record(&code, (deps.now)());
         tries += 1;
         diag(
             s,
             &format!("calling GetSessionToken for {serial} (try {tries} of {TRIES})"),
         );
-        match sts.get_session_token(serial, &code, s.duration) {
+        let answer = sts.get_session_token(serial, &code, s.duration);
+        // A code that never reached STS is not spent.
+        if !matches!(answer, Err(StsError::Network(_))) {
+            used.record(&code, (deps.now)());
+        }
+        match answer {
             Ok(session) => return Ok(session),
             Err(StsError::WrongCode(msg)) if provider.interactive() && tries < TRIES => {
                 retry = Some(format!("{msg} Try again."));
