@@ -192,7 +192,9 @@ where
 {
     use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
     match &e {
-        SdkError::TimeoutError(_) => StsError::Network("no answer in time (STSMFA_TIMEOUT sets the limit)".into()),
+        SdkError::TimeoutError(_) => {
+            StsError::Network("no answer in time (STSMFA_TIMEOUT sets the limit)".into())
+        }
         SdkError::DispatchFailure(_) => {
             // The innermost cause says it best ("Connection refused", "dns error: …").
             let mut cause: &dyn std::error::Error = &e;

@@ -112,17 +112,25 @@ pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError>
 /// The platform's store, falling back on Linux from Secret Service to
 /// keyutils, and to no cache at all (with one warning) when neither works.
 pub fn open_auto(verbose: bool) -> Box<dyn CredentialStore> {
+    let mut opened: Vec<Box<dyn CredentialStore>> = Vec::new();
     for choice in platform_order() {
         match open(*choice) {
-            Ok(store) => return store,
+            Ok(store) => opened.push(store),
             Err(e) if verbose => crate::diag(&format!("store {choice:?} not used: {e}")),
             Err(_) => {}
         }
     }
-    crate::warn(
-        "no keyring is available, so sessions are not cached (you will be asked for a code every time); see `stsmfa --help` and README, \"No keyring\"",
-    );
-    Box::new(NoStore)
+    let mut stores = opened.into_iter();
+    match (stores.next(), stores.next()) {
+        (Some(primary), Some(fallback)) => Box::new(super::Fallback::new(primary, fallback)),
+        (Some(only), None) => only,
+        _ => {
+            crate::warn(
+                "no keyring is available, so sessions are not cached (you will be asked for a code every time); see README, \"Troubleshooting\"",
+            );
+            Box::new(NoStore)
+        }
+    }
 }
 
 fn platform_order() -> &'static [StoreChoice] {
