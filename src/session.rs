@@ -15,8 +15,9 @@ use std::time::SystemTime;
 /// Codes STS rejects are asked again on a terminal, 3 tries in all.
 const TRIES: u32 = 3;
 
-/// Makes the code source once the MFA serial is known.
-pub type ProviderFactory<'a> = &'a mut dyn FnMut(&str) -> Result<Box<dyn CodeProvider>, Fail>;
+/// Makes the code source (first thing on a miss: with no way to ask, fail
+/// before any network call).
+pub type ProviderFactory<'a> = &'a mut dyn FnMut() -> Result<Box<dyn CodeProvider>, Fail>;
 
 /// What the session logic needs from the world; real or fake.
 pub struct Deps<'a> {
@@ -93,12 +94,12 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
         return Ok(hit);
     }
 
+    let mut provider = (deps.provider)()?;
     let sts = (deps.sts)()?;
     let serial = match &s.mfa_serial {
         Some(serial) => serial.clone(),
         None => discover_serial(s, sts.as_ref())?,
     };
-    let mut provider = (deps.provider)(&serial)?;
     let session = fetch(s, &serial, sts.as_ref(), provider.as_mut(), deps)?;
 
     if let Err(e) = cache.save(&key_for(&serial), &session) {
@@ -354,7 +355,7 @@ mod tests {
                     good: "123456",
                 }))
             };
-            let mut provider = move |_: &str| -> Result<Box<dyn CodeProvider>, Fail> {
+            let mut provider = move || -> Result<Box<dyn CodeProvider>, Fail> {
                 Ok(Box::new(Script {
                     codes: codes.clone(),
                     interactive,

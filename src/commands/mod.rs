@@ -75,7 +75,7 @@ fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail
     let mut sts = || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(AwsSts::new(&client)?)) };
     let code = settings.code.clone();
     let ykman = settings.ykman_account.clone();
-    let mut provider = |serial: &str| prompt::provider(&code, ykman.as_deref(), serial);
+    let mut provider = || prompt::provider(&code, ykman.as_deref());
     let mut deps = Deps {
         store: store.as_ref(),
         sts: &mut sts,

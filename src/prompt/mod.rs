@@ -64,7 +64,6 @@ impl CodeProvider for Given {
 pub fn provider(
     source: &CodeSource,
     ykman_account: Option<&str>,
-    serial: &str,
 ) -> Result<Box<dyn CodeProvider>, Fail> {
     Ok(match source {
         CodeSource::Given { code, from } => Box::new(Given {
@@ -73,9 +72,7 @@ pub fn provider(
         }),
         CodeSource::Process(cmd) => Box::new(MfaProcess::new(cmd.clone())),
         CodeSource::Prompt(Some(PromptMethod::Tty)) => Box::new(Tty::open()?.ok_or_else(no_way)?),
-        CodeSource::Prompt(Some(PromptMethod::Ykman)) => {
-            Box::new(MfaProcess::ykman(ykman_account.unwrap_or(serial)))
-        }
+        CodeSource::Prompt(Some(PromptMethod::Ykman)) => Box::new(MfaProcess::ykman(ykman_account)),
         CodeSource::Prompt(Some(dialog)) => Box::new(Dialog::new(*dialog)?),
         CodeSource::Prompt(None) => match Tty::open()? {
             Some(tty) => Box::new(tty),

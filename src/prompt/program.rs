@@ -42,36 +42,38 @@ fn checked(output: String, what: &str) -> Result<String, Fail> {
 }
 
 /// `mfa_process` (run with `sh -c`, as aws-vault does) or ykman.
-pub struct MfaProcess {
-    cmd: Command,
-    what: String,
+pub enum MfaProcess {
+    Script(String),
+    /// `ykman oath accounts code -s ACCOUNT`; the MFA serial when no account is set.
+    Ykman(Option<String>),
 }
 
 impl MfaProcess {
     pub fn new(script: String) -> MfaProcess {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(&script);
-        MfaProcess {
-            cmd,
-            what: format!("mfa_process `{script}`"),
-        }
+        MfaProcess::Script(script)
     }
 
-    pub fn ykman(account: &str) -> MfaProcess {
-        let mut cmd = Command::new("ykman");
-        cmd.args(["oath", "accounts", "code", "-s", account]);
-        MfaProcess {
-            cmd,
-            what: format!("ykman (account {account})"),
-        }
+    pub fn ykman(account: Option<&str>) -> MfaProcess {
+        MfaProcess::Ykman(account.map(str::to_owned))
     }
 }
 
 impl CodeProvider for MfaProcess {
-    fn code(&mut self, _: &Ask, _retry: Option<&str>) -> Result<String, Fail> {
-        let mut cmd = Command::new(self.cmd.get_program());
-        cmd.args(self.cmd.get_args());
-        checked(run(cmd, &self.what)?, &self.what)
+    fn code(&mut self, ask: &Ask, _retry: Option<&str>) -> Result<String, Fail> {
+        let (cmd, what) = match self {
+            MfaProcess::Script(script) => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(&*script);
+                (cmd, format!("mfa_process `{script}`"))
+            }
+            MfaProcess::Ykman(account) => {
+                let account = account.as_deref().unwrap_or(ask.serial);
+                let mut cmd = Command::new("ykman");
+                cmd.args(["oath", "accounts", "code", "-s", account]);
+                (cmd, format!("ykman (account {account})"))
+            }
+        };
+        checked(run(cmd, &what)?, &what)
     }
     fn interactive(&self) -> bool {
         false
