@@ -59,6 +59,11 @@ impl UsedCodes {
     /// Notes `code` as sent. Failing to write only loses this protection.
     pub fn record(&self, code: &str, now: SystemTime) {
         let step = crate::credentials::unix(now) / STEP;
+        if let Some(dir) = self.path.parent()
+            && crate::lock::ensure_dir(dir).is_err()
+        {
+            return;
+        }
         let tmp = self.path.with_extension("tmp");
         let body = format!("{step} {:016x}\n", self.hash(code));
         if std::fs::write(&tmp, body).is_ok() {
@@ -100,6 +105,9 @@ mod tests {
         )))
         .unwrap();
         assert!(!text.contains("123456"), "the code itself is not stored");
+        let fresh = UsedCodes::new(&dir.join("not-yet-there"), "arn:aws:iam::1:mfa/a");
+        fresh.record("111111", at(3010));
+        assert!(fresh.is_reused("111111", at(3011)), "creates its directory");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

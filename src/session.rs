@@ -1,7 +1,7 @@
 //! The heart: cache → lock → re-check → code → STS → store.
 
 use crate::cache::{Cache, CacheKey};
-use crate::codes::UsedCodes;
+use crate::codes::{STEP, UsedCodes};
 use crate::config::Settings;
 use crate::credentials::Session;
 use crate::error::Fail;
@@ -200,6 +200,16 @@ fn fetch(
             if reused > TRIES + 2 {
                 return Err(fail!("only codes that were already used were entered")
                     .hint("wait for your authenticator to show a new code (every 30 seconds)"));
+            }
+            if !provider.interactive() {
+                // A program (mfa_process, ykman) shows what the clock says:
+                // only the next 30-second step brings a new code.
+                let now = crate::credentials::unix((deps.now)());
+                let wait = (now / STEP + 1) * STEP - now;
+                notify(&format!(
+                    "the code program gave a code that was already used; waiting {wait} s for the next one"
+                ));
+                (deps.sleep)(std::time::Duration::from_secs(wait));
             }
             retry = Some("that code was already used; wait for the next one".into());
             continue;

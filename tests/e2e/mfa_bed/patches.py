@@ -126,6 +126,21 @@ def iam_backend() -> IAMBackend:
 # -------------------------------------------------------------------------- errors
 
 
+_original_rest_error_init = _RESTError.__init__
+
+
+def _rest_error_init(self: _RESTError, error_type: str, message: str, *args: Any, **kwargs: Any) -> None:
+    """Moto wraps query-protocol errors as ErrorResponse/Errors/Error (EC2's shape);
+    STS and IAM answer ErrorResponse/Error, which is all the AWS SDKs for Rust, Go
+    and Java look for. Without this, every error reaches them as "unknown"."""
+    _original_rest_error_init(self, error_type, message, *args, **kwargs)
+    from xmltodict import unparse
+
+    error = {"Type": "Sender", "Code": error_type, "Message": message}
+    body = {"ErrorResponse": {"Error": error, "RequestId": "00000000-0000-0000-0000-000000000000"}}
+    self.description = unparse(body, full_document=True)
+
+
 class BedError(_RESTError):
     """An AWS query-protocol error with an explicit HTTP status."""
 
@@ -565,6 +580,7 @@ def apply() -> None:
             f"mfa_bed is written against moto {PINNED_MOTO}, found {moto.__version__}; "
             "install tests/e2e/requirements.txt"
         )
+    _RESTError.__init__ = _rest_error_init
     access_control.create_access_key = _create_access_key
     IAMRequestBase.check_action_permitted = _check_action_permitted
     IamResponse._determine_resource = _iam_determine_resource
