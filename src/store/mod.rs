@@ -165,7 +165,10 @@ impl CredentialStore for Fallback {
 /// bus answers, else keyutils, else none with one warning.
 pub fn open(choice: StoreChoice, verbose: bool) -> Result<Box<dyn CredentialStore>, Fail> {
     match choice {
-        StoreChoice::None => Ok(Box::new(NoStore)),
+        StoreChoice::None => {
+            crate::warn("store 'none': sessions are not cached, so every call asks for a code");
+            Ok(Box::new(NoStore))
+        }
         StoreChoice::Auto => Ok(keyring::open_auto(verbose)),
         explicit => keyring::open(explicit).map_err(|e| e.to_fail()),
     }

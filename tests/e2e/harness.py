@@ -1,0 +1,517 @@
+"""Helpers for stsmfa's end-to-end tests: a hermetic HOME, AWS config files,
+MFA code sources that log every call, and runners for stsmfa, shells, the AWS
+CLI and boto3.
+
+Nothing here touches the real user's ~/.aws or environment: every child
+process gets an environment built from scratch.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / "target" / "e2e-venv"
+VENV_BIN = VENV / "bin"
+# STSMFA_E2E_BIN points the suite at another build (e.g. target/release/stsmfa).
+STSMFA_BIN = Path(os.environ.get("STSMFA_E2E_BIN") or REPO / "target" / "debug" / "stsmfa").absolute()
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Outer variables a child may keep: the private D-Bus session and runtime dir
+# that tests/run.sh set up (Secret Service lives there).
+PASS_THROUGH = ("DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")
+
+CREDENTIAL_PROCESS_KEYS = {
+    "Version",
+    "AccessKeyId",
+    "SecretAccessKey",
+    "SessionToken",
+    "Expiration",
+}
+
+ENV_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "STSMFA_PROFILE",
+)
+
+
+def missing(reason: str) -> None:
+    """A required tool or service is absent: a failure under CI, a skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"required for the e2e suite under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def unique_name(prefix: str = "u") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def parse_rfc3339_z(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 UTC timestamp ending in `Z`."""
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z", text)
+    assert m, f"not an RFC 3339 UTC timestamp ending in Z: {text!r}"
+    import calendar
+
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    frac = float(m.group(7) or 0)
+    return calendar.timegm((y, mo, d, h, mi, s)) + frac
+
+
+# --------------------------------------------------------------------------
+# MFA code source
+#
+# One standalone script (stdlib only) serves both `mfa_process` commands and
+# the codes a test passes with --mfa-code / STSMFA_MFA_CODE. It never hands out
+# the same 30-second step twice for a device (a per-user state file remembers
+# the highest step given), so a test that needs a second session within the
+# same step gets the next step's code, which STS-like servers accept (+-1 step)
+# and which is not "the last code sent".
+
+CODE_SCRIPT = r'''
+import base64, fcntl, hashlib, hmac, os, struct, sys, time
+
+def code_for_step(seed, step):
+    clean = seed.replace(" ", "").upper()
+    key = base64.b32decode(clean + "=" * (-len(clean) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    off = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[off:off + 4])[0] & 0x7FFFFFFF
+    return str(value % 10 ** 6).zfill(6)
+
+def main():
+    seed_file, state_file, log_file, mode = sys.argv[1:5]
+    seed = open(seed_file).read().strip()
+    if mode == "fail":
+        if log_file != "-":
+            with open(log_file, "a") as f:
+                f.write("fail\n")
+        sys.stderr.write("no code today\n")
+        return 3
+    if mode.startswith("fixed:"):
+        code = mode[len("fixed:"):]
+    elif mode == "wrong":
+        now = int(time.time() // 30)
+        valid = {code_for_step(seed, now + d) for d in range(-3, 4)}
+        code = next(c for c in ("%06d" % (n * 7919 % 1000000) for n in range(1, 1000))
+                    if c not in valid)
+    else:
+        fd = os.open(state_file, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+") as st:
+            fcntl.flock(st, fcntl.LOCK_EX)
+            text = st.read().strip()
+            last = int(text) if text else -(10 ** 9)
+            now = int(time.time() // 30)
+            step = max(now, last + 1)
+            if step > now + 1:
+                # Two codes already handed out in this step: wait for the next one.
+                time.sleep(max(0.0, (step - 1) * 30 - time.time()) + 0.05)
+            st.seek(0)
+            st.truncate()
+            st.write(str(step))
+            st.flush()
+        code = code_for_step(seed, step)
+    if log_file != "-":
+        with open(log_file, "a") as f:
+            f.write("%s %s\n" % (time.time(), mode))
+    print(code)
+    return 0
+
+sys.exit(main())
+'''
+
+
+@dataclass
+class Profile:
+    name: str
+    user: Any  # mfa_bed.User
+    log: Path | None = None
+
+
+@dataclass
+class Home:
+    """A hermetic HOME with its own AWS config files, state dir and TMPDIR."""
+
+    root: Path
+    bed: Any
+    bin: Path = STSMFA_BIN
+    env: dict[str, str] = field(default_factory=dict)
+    transcript: list[tuple[list[str], str, str]] = field(default_factory=list)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.home = self.root / "home"
+        self.aws_dir = self.home / ".aws"
+        self.state = self.root / "state"
+        self.tools = self.root / "tools"  # outside HOME: code scripts, seeds, logs
+        self.tmp = self.root / "tmp"
+        for d in (self.aws_dir, self.state, self.tools, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.aws_dir / "config"
+        self.credentials_path = self.aws_dir / "credentials"
+        self.config = configparser.RawConfigParser()
+        self.credentials = configparser.RawConfigParser()
+        self._write_files()
+        self.code_script = self.tools / "mfa_code.py"
+        self.code_script.write_text(CODE_SCRIPT)
+        path = os.pathsep.join([str(self.bin.parent), str(VENV_BIN), "/usr/bin", "/bin"])
+        self.env = {
+            "PATH": path,
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(self.tmp),
+            "AWS_CONFIG_FILE": str(self.config_path),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.credentials_path),
+            "AWS_ENDPOINT_URL": self.bed.endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "STSMFA_STATE_DIR": str(self.state),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "SHELL": "/bin/sh",
+        }
+        for name in PASS_THROUGH:
+            if name in os.environ:
+                self.env[name] = os.environ[name]
+
+    # ---------------------------------------------------------------- files
+
+    def _write_files(self) -> None:
+        with open(self.config_path, "w") as f:
+            self.config.write(f)
+        with open(self.credentials_path, "w") as f:
+            self.credentials.write(f)
+
+    def set_config(self, section: str, values: Mapping[str, str]) -> None:
+        """Set keys of a config section (`profile NAME` or `default`)."""
+        if not self.config.has_section(section):
+            self.config.add_section(section)
+        for k, v in values.items():
+            self.config.set(section, k, str(v))
+        self._write_files()
+
+    def set_credentials(self, section: str, values: Mapping[str, str]) -> None:
+        if not self.credentials.has_section(section):
+            self.credentials.add_section(section)
+        for k, v in values.items():
+            self.credentials.set(section, k, str(v))
+        self._write_files()
+
+    @staticmethod
+    def _config_section(name: str) -> str:
+        return "default" if name == "default" else f"profile {name}"
+
+    def add_source_profile(
+        self,
+        name: str,
+        user: Any,
+        mfa_serial: bool | str = True,
+        extra: Mapping[str, str] | None = None,
+        mfa_process: bool | str = True,
+        region: str | None = "us-east-1",
+    ) -> Profile:
+        """SPEC's layout: keys in credentials, mfa_serial and region in config.
+
+        mfa_process=True wires a logging TOTP source for the user (the log is
+        `profile.log`); a string is used as the command as is; False leaves
+        the key out.
+        """
+        self.set_credentials(
+            name,
+            {
+                "aws_access_key_id": user.access_key_id,
+                "aws_secret_access_key": user.secret_access_key,
+            },
+        )
+        cfg: dict[str, str] = {}
+        if mfa_serial is True:
+            assert user.serial, "user has no MFA device"
+            cfg["mfa_serial"] = user.serial
+        elif isinstance(mfa_serial, str):
+            cfg["mfa_serial"] = mfa_serial
+        if region:
+            cfg["region"] = region
+        log = None
+        if mfa_process is True and user.seed:
+            log = self.tools / f"{name}.codes.log"
+            cfg["mfa_process"] = self.mfa_process(user, log)
+        elif isinstance(mfa_process, str):
+            cfg["mfa_process"] = mfa_process
+        cfg.update(extra or {})
+        self.set_config(self._config_section(name), cfg)
+        prof = Profile(name, user, log)
+        self.profiles[name] = prof
+        return prof
+
+    def add_process_profile(
+        self, name: str, source: str, extra: Mapping[str, str] | None = None,
+        region: str | None = "us-east-1",
+    ) -> None:
+        cfg = {"credential_process": f"stsmfa credential-process {source}"}
+        if region:
+            cfg["region"] = region
+        cfg.update(extra or {})
+        self.set_config(self._config_section(name), cfg)
+
+    # ---------------------------------------------------------- MFA codes
+
+    def _seed_file(self, user: Any) -> Path:
+        assert user.seed, f"user {user.name} has no MFA device"
+        p = self.tools / f"{user.name}.seed"
+        if not p.exists():
+            p.write_text(user.seed)
+            p.chmod(0o600)
+        return p
+
+    def _code_argv(self, user: Any, log: Path | None, mode: str) -> list[str]:
+        return [
+            os.path.abspath(sys.executable),
+            str(self.code_script),
+            str(self._seed_file(user)),
+            str(self.tools / f"{user.name}.step"),
+            str(log) if log else "-",
+            mode,
+        ]
+
+    def mfa_process(self, user: Any, log: Path | None = None, mode: str = "totp") -> str:
+        """A shell command printing a fresh valid code for `user` (mode totp),
+        a wrong one (mode wrong), `fixed:CODE`, or failing (mode fail); each
+        call appends a line to `log`."""
+        return " ".join(shlex.quote(a) for a in self._code_argv(user, log, mode))
+
+    def code(self, user: Any) -> str:
+        """A fresh valid code for --mfa-code / STSMFA_MFA_CODE (never a step
+        already handed out for this user)."""
+        out = subprocess.run(
+            self._code_argv(user, None, "totp"), capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
+    def wrong_code(self, user: Any) -> str:
+        out = subprocess.run(
+            self._code_argv(user, None, "wrong"), capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
+    @staticmethod
+    def calls(log: Path | None) -> int:
+        """How many codes were asked for through that log."""
+        if log is None or not log.exists():
+            return 0
+        return len(log.read_text().splitlines())
+
+    # ------------------------------------------------------------- runners
+
+    def _env(self, env: Mapping[str, str | None] | None) -> dict[str, str]:
+        e = dict(self.env)
+        for k, v in (env or {}).items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
+        return e
+
+    def _run(
+        self,
+        argv: list[str],
+        env: Mapping[str, str | None] | None = None,
+        input: str | None = None,
+        timeout: float = 60,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess:
+        try:
+            cp = subprocess.run(
+                argv,
+                env=self._env(env),
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=cwd or self.root,
+                start_new_session=True,  # no controlling terminal
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"timed out after {timeout}s: {argv!r}\nstderr: {exc.stderr!r}")
+        self.transcript.append((argv, cp.stdout, cp.stderr))
+        return cp
+
+    def run(self, *args: str, env=None, input=None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run stsmfa with args; no terminal, stdin /dev/null unless input."""
+        return self._run([str(self.bin), *args], env=env, input=input, timeout=timeout)
+
+    def sh(self, script: str, shell: str = "bash", env=None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run a script in a shell (bash, sh, zsh: `-c`; fish: `-c` too)."""
+        path = shutil.which(shell, path=self.env["PATH"]) or shell
+        return self._run([path, "-c", script], env=env, timeout=timeout)
+
+    def aws(self, *args: str, profile: str | None = None, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
+        argv = [str(VENV_BIN / "aws"), *args, "--output", "json"]
+        if profile:
+            argv += ["--profile", profile]
+        return self._run(argv, env=env, timeout=timeout)
+
+    def boto3(self, code: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run Python code with boto3 importable (the test venv)."""
+        return self._run([str(VENV_BIN / "python"), "-c", textwrap.dedent(code)], env=env, timeout=timeout)
+
+    # ---------------------------------------------------------- shortcuts
+
+    def credential_process(self, profile: str, *args: str, env=None) -> dict:
+        cp = self.run("credential-process", profile, *args, env=env)
+        assert cp.returncode == 0, f"credential-process {profile} failed: {cp.stderr}"
+        return json.loads(cp.stdout)
+
+    def status(self, *args: str, env=None) -> list[dict]:
+        cp = self.run("status", *args, "--json", env=env)
+        assert cp.returncode == 0, f"status failed: {cp.stderr}"
+        data = json.loads(cp.stdout)
+        assert isinstance(data, list), cp.stdout
+        return data
+
+    def status_for(self, user: Any, *args: str, env=None) -> list[dict]:
+        """Status entries of this user's device only (the keyrings are shared
+        by all tests of a run)."""
+        return [s for s in self.status(*args, env=env) if s.get("mfa_serial") == user.serial]
+
+    def all_output(self) -> str:
+        return "\n".join(o + "\n" + e for _, o, e in self.transcript)
+
+    def all_stderr(self) -> str:
+        return "\n".join(e for _, _, e in self.transcript)
+
+
+def sts_ok(bed: Any, user: Any) -> int:
+    return bed.stats().get("get_session_token", {}).get(user.name, 0)
+
+
+def sts_failed(bed: Any, user: Any) -> int:
+    return bed.stats().get("get_session_token_failed", {}).get(user.name, 0)
+
+
+def assert_error(cp: subprocess.CompletedProcess, *needles: str, code: int | Iterable[int] = 1) -> str:
+    """stsmfa failed the SPEC way: exit code, `stsmfa: error:` first line,
+    and every needle (case-insensitive) somewhere in stderr."""
+    codes = {code} if isinstance(code, int) else set(code)
+    assert cp.returncode in codes, f"exit {cp.returncode}, wanted {codes}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
+    assert cp.stdout == "", f"an error printed on stdout: {cp.stdout!r}"
+    first = cp.stderr.lstrip().splitlines()[0] if cp.stderr.strip() else ""
+    if cp.returncode == 1:
+        assert first.startswith("stsmfa: error:"), f"first stderr line: {first!r}\n{cp.stderr}"
+    low = cp.stderr.lower()
+    for n in needles:
+        assert n.lower() in low, f"{n!r} not in stderr:\n{cp.stderr}"
+    return cp.stderr
+
+
+# ----------------------------------------------------------------------
+# Keyring inspection (to find and corrupt what stsmfa stored)
+
+
+def secret_service_items(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Items with attribute service=stsmfa: {path: {attr: value}} (secrets not kept).
+
+    secret-tool prints attributes on stderr and the rest on stdout: unbuffered
+    into one pipe keeps them in order."""
+    cp = subprocess.run(
+        ["stdbuf", "-o0", "-e0", "secret-tool", "search", "--all", "--unlock", "service", "stsmfa"],
+        env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    items: dict[str, dict[str, str]] = {}
+    cur: dict[str, str] | None = None
+    for line in cp.stdout.splitlines():
+        m = re.match(r"^\[(.+)\]$", line.strip())
+        if m:
+            cur = items.setdefault(m.group(1), {})
+            continue
+        m = re.match(r"^attribute\.(\S+) = (.*)$", line.strip())
+        if m and cur is not None:
+            cur[m.group(1)] = m.group(2)
+    return items
+
+
+def secret_service_replace(env: Mapping[str, str], attrs: Mapping[str, str], value: str) -> None:
+    """Replace the item with exactly these attributes by one holding `value`."""
+    argv: list[str] = []
+    for k, v in attrs.items():
+        argv += [k, v]
+    subprocess.run(["secret-tool", "clear", *argv], env=dict(env), check=True, timeout=30,
+                   capture_output=True, stdin=subprocess.DEVNULL)
+    subprocess.run(["secret-tool", "store", "--label=stsmfa test garbage", *argv], env=dict(env),
+                   input=value, text=True, check=True, timeout=30, capture_output=True)
+
+
+def secret_service_lookup(env: Mapping[str, str], attrs: Mapping[str, str]) -> str | None:
+    argv = ["secret-tool", "lookup"]
+    for k, v in attrs.items():
+        argv += [k, v]
+    cp = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return cp.stdout if cp.returncode == 0 else None
+
+
+def keyutils_keys(env: Mapping[str, str]) -> dict[int, str]:
+    """User keys reachable from the session keyring: {id: description}."""
+    seen: set[int] = set()
+    found: dict[int, str] = {}
+
+    def describe(kid: int) -> tuple[str, str] | None:
+        cp = subprocess.run(["keyctl", "rdescribe", str(kid)], capture_output=True, text=True, env=dict(env))
+        if cp.returncode != 0:
+            return None
+        parts = cp.stdout.strip().split(";", 4)
+        return (parts[0], parts[4] if len(parts) > 4 else "")
+
+    def walk(ring: str) -> None:
+        cp = subprocess.run(["keyctl", "rlist", ring], capture_output=True, text=True, env=dict(env))
+        if cp.returncode != 0:
+            return
+        for tok in cp.stdout.split():
+            kid = int(tok)
+            if kid in seen:
+                continue
+            seen.add(kid)
+            d = describe(kid)
+            if d is None:
+                continue
+            if d[0] == "keyring":
+                walk(str(kid))
+            elif d[0] == "user":
+                found[kid] = d[1]
+
+    walk("@s")
+    return found
+
+
+def keyutils_read(kid: int, env: Mapping[str, str]) -> str | None:
+    cp = subprocess.run(["keyctl", "pipe", str(kid)], capture_output=True, env=dict(env))
+    return cp.stdout.decode("utf-8", "replace") if cp.returncode == 0 else None
+
+
+def keyutils_update(kid: int, value: str, env: Mapping[str, str]) -> None:
+    subprocess.run(["keyctl", "pupdate", str(kid)], input=value.encode(), check=True, capture_output=True, env=dict(env))
+
+
+def wait_until(pred, timeout: float = 10, interval: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Runs stsmfa's whole test suite: the unit tests, then the end-to-end tests
+# against a local MFA-enforcing STS/IAM server (tests/e2e/mfa_bed) with the real
+# AWS CLI, boto3, bash/zsh/fish and both Linux credential stores.
+#
+#   tests/run.sh                 # everything
+#   tests/run.sh -k corrupt -x   # extra arguments go to pytest
+#   STSMFA_E2E_BIN=$PWD/target/release/stsmfa tests/run.sh   # e2e against another build
+#
+# On a fresh Debian machine as root it installs what is missing (apt), builds the
+# Python venv in target/e2e-venv and the debug binary. The e2e tests run inside a
+# private kernel session keyring and a private D-Bus session with its own unlocked
+# gnome-keyring, whose HOME and XDG_RUNTIME_DIR are a temporary directory: the
+# real user's keyrings are never touched. With CI=true a missing tool or keyring
+# is a test failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ------------------------------------------------------------ system packages
+PACKAGES=(gnome-keyring dbus libsecret-tools keyutils fish zsh tmux python3 python3-venv)
+missing_pkgs=()
+if command -v dpkg-query >/dev/null; then  # elsewhere: the tool check below says what is missing
+    for p in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing_pkgs+=("$p")
+        fi
+    done
+fi
+if ((${#missing_pkgs[@]})); then
+    say "installing ${missing_pkgs[*]}"
+    SUDO=()
+    if [[ $(id -u) != 0 ]]; then
+        command -v sudo >/dev/null || die "missing packages ${missing_pkgs[*]} and not root (no sudo)"
+        SUDO=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing_pkgs[@]}"
+fi
+for tool in gnome-keyring-daemon dbus-run-session secret-tool keyctl fish zsh tmux python3 stdbuf; do
+    command -v "$tool" >/dev/null || die "$tool not found (packages: ${PACKAGES[*]})"
+done
+command -v cargo >/dev/null || die "cargo not found (install Rust with rustup: https://rustup.rs)"
+
+# ------------------------------------------------------------ Python venv
+VENV=$ROOT/target/e2e-venv
+REQ=$ROOT/tests/e2e/requirements.txt
+STAMP=$VENV/.requirements.sha256
+want=$( { sha256sum "$REQ" | cut -d' ' -f1; python3 --version; } | sha256sum | cut -d' ' -f1)
+if [[ ! -x $VENV/bin/python || ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
+    say "setting up $VENV from tests/e2e/requirements.txt"
+    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+    printf '%s\n' "$want" > "$STAMP"
+fi
+
+# ------------------------------------------------------------ Rust
+say "cargo build"
+cargo build
+say "cargo test"
+cargo test
+
+# ------------------------------------------------------------ e2e, private keyrings
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/stsmfa-e2e.XXXXXX")
+cleanup() { rm -rf "$TMP"; }
+trap cleanup EXIT
+mkdir -p "$TMP/home" "$TMP/run" "$TMP/tmp"
+chmod 700 "$TMP/home" "$TMP/run"
+
+say "e2e tests (private session keyring and D-Bus session with gnome-keyring)"
+set +e
+env -i \
+    PATH=/usr/local/bin:/usr/bin:/bin \
+    HOME="$TMP/home" \
+    XDG_RUNTIME_DIR="$TMP/run" \
+    TMPDIR="$TMP/tmp" \
+    LANG=C.UTF-8 \
+    TERM="${TERM:-dumb}" \
+    CI="${CI:-}" \
+    STSMFA_E2E_BIN="${STSMFA_E2E_BIN:-}" \
+    PYTHONDONTWRITEBYTECODE=1 \
+    STSMFA_E2E_PRIVATE_KEYRINGS=1 \
+    keyctl session - \
+    dbus-run-session -- \
+    bash -c '
+        set -e
+        printf testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        exec "$0" -m pytest -p no:cacheprovider tests/e2e "$@"
+    ' "$VENV/bin/python" "$@" 2>&1 |
+    grep --line-buffered -v -e 'Failed to set fd limit' -e 'Activating service name=.org.freedesktop.secrets' \
+            -e "Successfully activated service 'org.freedesktop.secrets'" -e '^Joined session keyring: '
+status=${PIPESTATUS[0]}
+set -e
+
+if [[ $status == 0 ]]; then
+    say "all tests passed"
+else
+    say "e2e tests FAILED (exit $status)"
+fi
+exit "$status"
