@@ -186,7 +186,7 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub show_secret: bool,
 
-    /// Answer yes to the questions (record mfa_serial, get a first session).
+    /// For scripts: record mfa_serial without asking, and skip the offer of a first session.
     #[arg(long)]
     pub yes: bool,
 

@@ -79,6 +79,39 @@ pub fn load_profiles(fs: &Fs, env: &Env) -> Result<ProfileSet, Fail> {
     })
 }
 
+/// The config and credentials files, where the SDK looks for them.
+pub fn config_files(env: EnvLookup) -> [PathBuf; 2] {
+    let home = env("HOME")
+        .or_else(|| env("USERPROFILE"))
+        .unwrap_or_default();
+    let expand = |p: String| match p.strip_prefix("~/") {
+        Some(rest) => PathBuf::from(&home).join(rest),
+        None => PathBuf::from(p),
+    };
+    [
+        expand(env("AWS_CONFIG_FILE").unwrap_or_else(|| "~/.aws/config".into())),
+        expand(env("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| "~/.aws/credentials".into())),
+    ]
+}
+
+/// Loads the real files. The SDK skips a file it cannot read; for us that
+/// would silently drop mfa_serial or the keys, so it is an error instead.
+pub fn load_real() -> Result<ProfileSet, Fail> {
+    for path in config_files(&real_env) {
+        let problem = match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => Some("it is a directory".to_owned()),
+            Ok(_) => std::fs::File::open(&path).err().map(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = problem {
+            return Err(fail!("cannot read {}: {why}", path.display())
+                .hint("fix the file or its permissions, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right one"));
+        }
+    }
+    load_profiles(&Fs::real(), &Env::real())
+}
+
 /// Every profile name in the AWS config files (for completions).
 pub fn profile_names() -> Vec<String> {
     load_profiles(&Fs::real(), &Env::real())
@@ -220,8 +253,12 @@ fn source_profile<'a>(name: &str, profiles: &'a ProfileSet) -> Result<(String, &
         let mut known: Vec<&str> = profiles.profiles().collect();
         known.sort_unstable();
         let hint = if known.is_empty() {
-            "add the profile to ~/.aws/credentials and ~/.aws/config (see `stsmfa --help`)"
-                .to_owned()
+            let [config, credentials] = config_files(&real_env);
+            format!(
+                "add the profile to {} and {} (see `stsmfa --help`)",
+                credentials.display(),
+                config.display()
+            )
         } else {
             format!("known profiles: {}", known.join(", "))
         };

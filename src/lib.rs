@@ -41,6 +41,15 @@ pub fn warn(msg: &str) {
     eprintln!("stsmfa: warning: {msg}");
 }
 
+/// A failure that does not stop the command, with its hints.
+#[allow(clippy::print_stderr)]
+pub fn warn_fail(prefix: &str, fail: &error::Fail) {
+    eprintln!("stsmfa: warning: {prefix}{}", fail.message);
+    for h in &fail.hints {
+        eprintln!("hint: {h}");
+    }
+}
+
 /// FNV-1a: a stable, dependency-free hash for file names.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {

@@ -105,11 +105,7 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
     if let Err(e) = cache.save(&key_for(&serial), &session) {
         // The code is spent: hand out the session anyway and say why it is
         // not kept.
-        let f = e.to_fail();
-        crate::warn(&format!("the session was not cached: {}", f.message));
-        for h in f.hints {
-            crate::warn(&format!("hint: {h}"));
-        }
+        crate::warn_fail("the session was not cached: ", &e.to_fail());
     } else {
         diag(
             s,

@@ -64,6 +64,7 @@ impl StsError {
         let lower = msg.to_ascii_lowercase();
         match code.unwrap_or("") {
             "AccessDenied" if lower.contains("one time pass code") => StsError::WrongCode(msg),
+            "InvalidAuthenticationCode" => StsError::WrongCode(msg),
             "AccessDenied"
                 if lower.contains("unable to validate mfa") || lower.contains("serial number") =>
             {

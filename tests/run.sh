@@ -71,6 +71,14 @@ trap cleanup EXIT
 mkdir -p "$TMP/home" "$TMP/run" "$TMP/tmp"
 chmod 700 "$TMP/home" "$TMP/run"
 
+# The keyutils store also links entries into the user's persistent keyring,
+# which outlives a `keyctl session`; a user namespace gets its own, so runs
+# never see each other's entries (or the user's).
+USERNS=()
+if unshare --user --map-root-user true 2>/dev/null; then
+    USERNS=(unshare --user --map-root-user)
+fi
+
 say "e2e tests (private session keyring and D-Bus session with gnome-keyring)"
 set +e
 env -i \
@@ -84,7 +92,7 @@ env -i \
     STSMFA_E2E_BIN="${STSMFA_E2E_BIN:-}" \
     PYTHONDONTWRITEBYTECODE=1 \
     STSMFA_E2E_PRIVATE_KEYRINGS=1 \
-    keyctl session - \
+    "${USERNS[@]}" keyctl session - \
     dbus-run-session -- \
     bash -c '
         set -e

@@ -8,13 +8,12 @@ use crate::error::Fail;
 use crate::fail;
 use crate::prompt::{Ask, CodeProvider, Tty};
 use crate::sts::{AwsSts, ClientSettings, Sts};
-use aws_types::os_shim_internal::{Env, Fs};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
-    let profiles = config::load_profiles(&Fs::real(), &Env::real())?;
+    let profiles = config::load_real()?;
     let opts = SessionOpts {
         region: args.region.clone(),
         mfa_serial: None,
@@ -277,13 +276,8 @@ fn record_serial(args: &EnrollArgs, profile: &str, serial: &str) -> Result<(), F
 }
 
 fn config_path() -> PathBuf {
-    if let Some(p) = config::real_env("AWS_CONFIG_FILE") {
-        return PathBuf::from(p);
-    }
-    let home = config::real_env("HOME")
-        .or_else(|| config::real_env("USERPROFILE"))
-        .unwrap_or_else(|| ".".into());
-    PathBuf::from(home).join(".aws").join("config")
+    let [config, _] = config::config_files(&config::real_env);
+    config
 }
 
 fn section_name(profile: &str) -> String {

@@ -14,7 +14,6 @@ use crate::prompt;
 use crate::session::{self, Deps};
 use crate::store;
 use crate::sts::{AwsSts, ClientSettings, Sts};
-use aws_types::os_shim_internal::{Env, Fs};
 use std::time::{Duration, SystemTime};
 
 pub fn run(cli: Cli) -> Result<u8, Fail> {
@@ -57,7 +56,7 @@ fn network_timeout() -> Result<Duration, Fail> {
 
 /// Resolves settings for a session command and gets the session.
 fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail> {
-    let profiles = config::load_profiles(&Fs::real(), &Env::real())?;
+    let profiles = config::load_real()?;
     let settings = config::resolve(
         args.profile.as_deref(),
         &args.opts,

@@ -98,7 +98,23 @@ impl CredentialStore for Keyring {
 
 /// Opens an explicitly chosen store.
 pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError> {
-    let (name, made) = build(choice);
+    let (name, made) = if choice == StoreChoice::SecretService {
+        // A bus that accepts but never answers must not hang every AWS call.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(build(choice));
+        });
+        rx.recv_timeout(SECRET_SERVICE_TIMEOUT)
+            .map_err(|_| StoreError::Unavailable {
+                store: "secret-service",
+                detail: format!(
+                    "no answer from the session bus within {} s",
+                    SECRET_SERVICE_TIMEOUT.as_secs()
+                ),
+            })?
+    } else {
+        build(choice)
+    };
     let inner = made.map_err(|e| match e {
         KError::NoStorageAccess(_) => StoreError::Locked { store: name },
         other => StoreError::Unavailable {
@@ -120,17 +136,13 @@ pub fn open_auto(verbose: bool) -> Box<dyn CredentialStore> {
             Err(_) => {}
         }
     }
-    let mut stores = opened.into_iter();
-    match (stores.next(), stores.next()) {
-        (Some(primary), Some(fallback)) => Box::new(super::Fallback::new(primary, fallback)),
-        (Some(only), None) => only,
-        _ => {
-            crate::warn(
-                "no keyring is available, so sessions are not cached (you will be asked for a code every time); see README, \"Troubleshooting\"",
-            );
-            Box::new(NoStore)
-        }
+    if opened.is_empty() {
+        crate::warn(
+            "no keyring is available, so sessions are not cached (every call asks for a code); see README, Troubleshooting",
+        );
+        return Box::new(NoStore);
     }
+    Box::new(super::Auto::new(opened))
 }
 
 fn platform_order() -> &'static [StoreChoice] {

@@ -1,36 +1,12 @@
 //! Where sessions are cached: only OS keyrings, never a plain file.
 
+mod auto;
 mod keyring;
+
 #[cfg(test)]
 pub mod memory;
 
-#[cfg(test)]
-mod tests {
-    use super::memory::MemoryStore;
-    use super::*;
-
-    #[test]
-    fn fallback_takes_writes_the_primary_refuses_and_serves_them_back() {
-        let primary = MemoryStore::default();
-        primary.locked.set(true);
-        let store = Fallback::new(Box::new(primary), Box::new(MemoryStore::default()));
-        store.set("k", b"v").unwrap();
-        assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
-        assert!(store.delete("k").unwrap());
-        assert_eq!(store.get("k").unwrap_or(None), None);
-    }
-
-    #[test]
-    fn fallback_prefers_the_primary() {
-        let primary = MemoryStore::default();
-        primary.set("k", b"p").unwrap();
-        let fallback = MemoryStore::default();
-        fallback.set("k", b"f").unwrap();
-        let store = Fallback::new(Box::new(primary), Box::new(fallback));
-        assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"p"[..]));
-        assert_eq!(store.name(), "memory");
-    }
-}
+pub use auto::Auto;
 
 use crate::cli::StoreChoice;
 use crate::error::Fail;
@@ -64,18 +40,37 @@ impl StoreError {
     /// The one-line message and hints for users.
     pub fn to_fail(&self) -> Fail {
         match self {
-            StoreError::Locked { store } => fail!("{self}").hint(match *store {
-                "secret-service" => "unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock` on a headless machine)",
-                _ => "unlock the keyring and try again",
-            })
-            .hint("or choose another store: --store keyutils (Linux) or --store none"),
-            StoreError::Unavailable { store, .. } => fail!("{self}").hint(match *store {
-                "secret-service" => "start a Secret Service (gnome-keyring, KeePassXC) in this D-Bus session, or use --store keyutils",
-                "keyutils" => "run inside a login session, or `keyctl session -` for a private keyring",
-                _ => "use --store none to skip caching (you will be asked for a code every time)",
-            }),
+            StoreError::Locked { store } => fail!("{self}")
+                .hint(match *store {
+                    "secret-service" => {
+                        "unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock` on a headless machine)"
+                    }
+                    "keyutils" => {
+                        "check that this shell has a usable session keyring (`keyctl show @s`); `keyctl session -` starts one"
+                    }
+                    _ => "unlock the keyring and try again",
+                })
+                .hint(other_stores(store)),
+            StoreError::Unavailable { store, .. } => fail!("{self}")
+                .hint(match *store {
+                    "secret-service" => "start a Secret Service (gnome-keyring, KeePassXC) in this D-Bus session",
+                    "keyutils" => "check that this shell has a session keyring (`keyctl show @s`); `keyctl session -` starts one",
+                    _ => "check the keyring",
+                })
+                .hint(other_stores(store)),
         }
     }
+}
+
+fn other_stores(store: &str) -> String {
+    let others: Vec<&str> = ["secret-service", "keyutils", "none"]
+        .into_iter()
+        .filter(|s| *s != store)
+        .collect();
+    format!(
+        "or choose another store: --store {}",
+        others.join(" or --store ")
+    )
 }
 
 /// A store that caches nothing: every call asks for a code.
@@ -93,71 +88,6 @@ impl CredentialStore for NoStore {
     }
     fn delete(&self, _: &str) -> Result<bool, StoreError> {
         Ok(false)
-    }
-}
-
-/// `auto` on Linux: the Secret Service, but a session bus whose Secret
-/// Service is locked or has no collection (a headless box where D-Bus starts
-/// gnome-keyring on demand) must not mean "ask every time": writes then go to
-/// the kernel keyring, and reads look there after a miss.
-pub struct Fallback {
-    primary: Box<dyn CredentialStore>,
-    fallback: Box<dyn CredentialStore>,
-    used_fallback: std::cell::Cell<bool>,
-}
-
-impl Fallback {
-    pub fn new(primary: Box<dyn CredentialStore>, fallback: Box<dyn CredentialStore>) -> Fallback {
-        Fallback {
-            primary,
-            fallback,
-            used_fallback: std::cell::Cell::new(false),
-        }
-    }
-}
-
-impl CredentialStore for Fallback {
-    fn name(&self) -> &'static str {
-        if self.used_fallback.get() {
-            self.fallback.name()
-        } else {
-            self.primary.name()
-        }
-    }
-
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.primary.get(key) {
-            Ok(Some(v)) => Ok(Some(v)),
-            first => match self.fallback.get(key) {
-                Ok(Some(v)) => {
-                    self.used_fallback.set(true);
-                    Ok(Some(v))
-                }
-                _ => first,
-            },
-        }
-    }
-
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        if !self.used_fallback.get() {
-            match self.primary.set(key, value) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    crate::warn(&format!(
-                        "{e}; caching in the {} keyring instead",
-                        self.fallback.name()
-                    ));
-                    self.used_fallback.set(true);
-                }
-            }
-        }
-        self.fallback.set(key, value)
-    }
-
-    fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let a = self.primary.delete(key).unwrap_or(false);
-        let b = self.fallback.delete(key).unwrap_or(false);
-        Ok(a || b)
     }
 }
 
