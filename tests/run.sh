@@ -105,6 +105,15 @@ status=${PIPESTATUS[0]}
 set -e
 
 if [[ $status == 0 ]]; then
+    # The README's try-it-now demo doubles as a smoke test of the whole story.
+    say "smoke test: tests/demo.sh"
+    if ! tests/demo.sh > "$TMP/demo.log" 2>&1; then
+        tail -n 40 "$TMP/demo.log" >&2
+        say "tests/demo.sh FAILED"
+        status=1
+    fi
+fi
+if [[ $status == 0 ]]; then
     say "all tests passed"
 else
     say "e2e tests FAILED (exit $status)"
