@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct ProfileLock {
     _file: File,
+    /// Another process held it first (and so may have stored a session).
+    pub waited: bool,
 }
 
 /// A file name for `name` that is safe on every platform and unique per name.
@@ -69,7 +71,12 @@ pub fn acquire(
     let mut on_wait = Some(on_wait);
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(ProfileLock { _file: file }),
+            Ok(()) => {
+                return Ok(ProfileLock {
+                    _file: file,
+                    waited: on_wait.is_none(),
+                });
+            }
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(e)) => {
                 return Err(fail!("cannot lock {}: {e}", path.display())

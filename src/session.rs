@@ -79,18 +79,41 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
         ),
     );
 
-    let _lock = crate::lock::acquire(&s.state_dir, &s.profile, s.lock_timeout, || {
-        diag(
-            s,
-            "another stsmfa process is getting a session for this profile; waiting for it",
-        );
-    })?;
-    // Whoever held the lock may have just stored a session.
-    if !s.refresh
-        && let Some(serial) = &known
-        && let Some(hit) = fresh(serial)?
-    {
-        diag(s, "cache hit after waiting for the lock");
+    // Whoever held the lock may have just stored a session (under a serial
+    // it discovered, so look the serial up again too).
+    let recheck = || -> Result<Option<Session>, Fail> {
+        if s.refresh {
+            return Ok(None);
+        }
+        let serial = s
+            .mfa_serial
+            .clone()
+            .or_else(|| cache.known_serial(&s.profile, &s.keys.access_key_id));
+        serial.map_or(Ok(None), |serial| fresh(&serial))
+    };
+    let acquire = || {
+        crate::lock::acquire(&s.state_dir, &s.profile, s.lock_timeout, || {
+            diag(
+                s,
+                "another stsmfa process is getting a session for this profile; waiting for it",
+            );
+        })
+    };
+    let first = acquire()?;
+    let _lock = if first.waited {
+        // Read without the lock, so many waiters read at once rather than in
+        // turn; take it again only if the holder stored nothing.
+        drop(first);
+        if let Some(hit) = recheck()? {
+            diag(s, "cache hit after waiting for another process");
+            return Ok(hit);
+        }
+        acquire()?
+    } else {
+        first
+    };
+    if let Some(hit) = recheck()? {
+        diag(s, "cache hit after taking the lock");
         return Ok(hit);
     }
 

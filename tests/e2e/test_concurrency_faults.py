@@ -63,6 +63,21 @@ def test_32_parallel_cold_credential_process_calls_share_one_code_and_one_sts_ca
     assert bed.session_info(creds[0]["AccessKeyId"])["mfa"] is True
 
 
+def test_parallel_cold_calls_with_a_discovered_serial_share_one_code(home, user, bed):
+    """Without mfa_serial the holder discovers the device; the waiters must
+    find its session under that serial instead of discovering and asking again."""
+    log = home.tools / "codes.log"
+    home.add_source_profile("work", user, mfa_serial=False, mfa_process=slow_code_source(home, user, log))
+
+    results = run_parallel([[str(home.bin), "credential-process", "work"]] * 12, home.env, home.root, timeout=60)
+
+    failed = [r for r in results if r.returncode != 0]
+    assert not failed, f"{len(failed)} of 12 failed: {failed[:3]}"
+    assert len({json.loads(r.stdout)["AccessKeyId"] for r in results}) == 1
+    assert home.calls(log) == 1, f"{home.calls(log)} codes were asked for"
+    assert sts_ok(bed, user) == 1
+
+
 def test_8_parallel_aws_cli_calls_on_a_cold_cache_ask_one_code(home, user, bed, aws_cli):
     log = home.tools / "codes.log"
     home.add_source_profile("work", user, mfa_process=slow_code_source(home, user, log))
