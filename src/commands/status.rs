@@ -1,19 +1,24 @@
 //! `status` and `clear`: what is cached, and deleting it. Never a secret.
 
 use crate::cache::{Cache, Indexed};
-use crate::cli::{ClearArgs, StatusArgs};
+use crate::cli::{ClearArgs, StatusArgs, StoreChoice};
 use crate::config;
 use crate::credentials::{rfc3339, unix};
 use crate::error::Fail;
 use crate::secret::mask_key_id;
-use crate::store;
+use crate::store::{self, CredentialStore};
 use std::time::SystemTime;
 
+/// `--store` > `STSMFA_STORE` > auto.
+fn open_store(
+    choice: Option<StoreChoice>,
+    verbose: bool,
+) -> Result<Box<dyn CredentialStore>, Fail> {
+    store::open(config::store_choice(choice, &config::real_env)?, verbose)
+}
+
 pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
-    let store = store::open(
-        config::store_choice(args.store, &config::real_env)?,
-        verbose,
-    )?;
+    let store = open_store(args.store, verbose)?;
     let cache = Cache {
         store: store.as_ref(),
     };
@@ -76,10 +81,7 @@ pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
 }
 
 pub fn clear(args: &ClearArgs, verbose: bool) -> Result<u8, Fail> {
-    let store = store::open(
-        config::store_choice(args.store, &config::real_env)?,
-        verbose,
-    )?;
+    let store = open_store(args.store, verbose)?;
     let cache = Cache {
         store: store.as_ref(),
     };
