@@ -33,10 +33,15 @@ fn run(mut cmd: Command, what: &str) -> Result<String, Fail> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn checked(output: String, what: &str) -> Result<String, Fail> {
-    // ykman prints "NAME  123456"; take the last word.
-    let last = output.split_whitespace().last().unwrap_or("");
-    parse_code(last).ok_or_else(|| {
+/// The code a program printed: its whole trimmed stdout, except that ykman
+/// prints `NAME  123456`, so there the last word counts.
+fn checked(output: &str, what: &str, last_word: bool) -> Result<String, Fail> {
+    let text = if last_word {
+        output.split_whitespace().last().unwrap_or("")
+    } else {
+        output
+    };
+    parse_code(text).ok_or_else(|| {
         fail!("{what} did not print a 6-digit code").hint("it must print only the code on stdout")
     })
 }
@@ -73,7 +78,11 @@ impl CodeProvider for MfaProcess {
                 (cmd, format!("ykman (account {account})"))
             }
         };
-        checked(run(cmd, &what)?, &what)
+        checked(
+            &run(cmd, &what)?,
+            &what,
+            matches!(self, MfaProcess::Ykman(_)),
+        )
     }
     fn interactive(&self) -> bool {
         false
@@ -147,9 +156,25 @@ impl CodeProvider for Dialog {
                 cmd.args(["-e", &format!("text returned of (display dialog \"{quoted}\" default answer \"\" with title \"stsmfa\")")])
             }
         };
-        checked(run(cmd, prog)?, prog)
+        checked(&run(cmd, prog)?, prog, false)
     }
     fn interactive(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked;
+
+    #[test]
+    fn program_output_is_the_code_ykman_output_its_last_word() {
+        assert_eq!(checked(" 123456\n", "p", false).unwrap(), "123456");
+        assert!(checked("code: 123456", "p", false).is_err());
+        assert_eq!(
+            checked("AWS:alice@1  123456", "ykman", true).unwrap(),
+            "123456"
+        );
+        assert!(checked("", "ykman", true).is_err());
     }
 }
