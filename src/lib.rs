@@ -21,6 +21,22 @@ pub mod sts;
 
 use std::io::Write;
 
+/// Prints a failure as `stsmfa: error: …` plus `hint:` lines and maps the
+/// exit code.
+#[allow(clippy::print_stderr)]
+pub fn exit(result: Result<u8, error::Fail>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(fail) => {
+            eprintln!("stsmfa: error: {}", fail.message);
+            for hint in &fail.hints {
+                eprintln!("hint: {hint}");
+            }
+            std::process::ExitCode::from(fail.code)
+        }
+    }
+}
+
 /// Writes what a command produces to stdout. A closed pipe (`| head`) is
 /// not an error.
 #[allow(clippy::print_stdout)]

@@ -35,49 +35,88 @@ fn diag(s: &Settings, msg: &str) {
     }
 }
 
+/// The cached session when it has more than the refresh margin left: the
+/// whole of a cache hit, and all the small front binary does before handing
+/// a miss over (see `commands::front`).
+pub fn cached(
+    s: &Settings,
+    store: &dyn CredentialStore,
+    now: fn() -> SystemTime,
+) -> Result<Option<Session>, Fail> {
+    if s.refresh {
+        return Ok(None);
+    }
+    let cache = Cache { store };
+    let Some(serial) = s
+        .mfa_serial
+        .clone()
+        .or_else(|| cache.known_serial(&s.profile, &s.keys.access_key_id))
+    else {
+        diag(
+            s,
+            &format!(
+                "cache miss for profile {}: its MFA device is not known yet",
+                s.profile
+            ),
+        );
+        return Ok(None);
+    };
+    let key = CacheKey {
+        profile: s.profile.clone(),
+        serial,
+        source_key_id: s.keys.access_key_id.clone(),
+    };
+    match cache.load(&key).map_err(|e| e.to_fail())? {
+        Some(hit) if hit.is_fresh(now(), s.min_ttl) => {
+            let left = hit.seconds_left(now());
+            diag(
+                s,
+                &format!(
+                    "cache hit: {} in {}, {left} s left",
+                    mask_key_id(&hit.access_key_id),
+                    store.name()
+                ),
+            );
+            Ok(Some(hit))
+        }
+        Some(_) => {
+            diag(
+                s,
+                &format!(
+                    "cache miss for profile {} in {}: the session is inside the refresh margin",
+                    s.profile,
+                    store.name()
+                ),
+            );
+            Ok(None)
+        }
+        None => {
+            diag(
+                s,
+                &format!("cache miss for profile {} in {}", s.profile, store.name()),
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// A fresh session for the profile: from the cache when one has more than
 /// the refresh margin left, else from STS after asking for a code. Exactly
 /// one process per profile asks; the others wait on the lock and then read.
 pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
+    if let Some(hit) = cached(s, deps.store, deps.now)? {
+        return Ok(hit);
+    }
     let cache = Cache { store: deps.store };
     let key_for = |serial: &str| CacheKey {
         profile: s.profile.clone(),
         serial: serial.to_owned(),
         source_key_id: s.keys.access_key_id.clone(),
     };
-    let known = s
-        .mfa_serial
-        .clone()
-        .or_else(|| cache.known_serial(&s.profile, &s.keys.access_key_id));
-
     let fresh = |serial: &str| -> Result<Option<Session>, Fail> {
         let hit = cache.load(&key_for(serial)).map_err(|e| e.to_fail())?;
         Ok(hit.filter(|h| h.is_fresh((deps.now)(), s.min_ttl)))
     };
-
-    if !s.refresh
-        && let Some(serial) = &known
-        && let Some(hit) = fresh(serial)?
-    {
-        diag(
-            s,
-            &format!(
-                "cache hit: {} in {}, {} s left",
-                mask_key_id(&hit.access_key_id),
-                deps.store.name(),
-                hit.seconds_left((deps.now)())
-            ),
-        );
-        return Ok(hit);
-    }
-    diag(
-        s,
-        &format!(
-            "cache miss for profile {} in {}",
-            s.profile,
-            deps.store.name()
-        ),
-    );
 
     // Whoever held the lock may have just stored a session (under a serial
     // it discovered, so look the serial up again too).

@@ -16,31 +16,117 @@ use crate::store;
 use crate::sts::{AwsSts, ClientSettings, Sts};
 use std::time::{Duration, SystemTime};
 
+/// The full command set (the `stsmfa-sts` binary): everything, including the
+/// AWS SDK for cache misses and `enroll`.
 pub fn run(cli: Cli) -> Result<u8, Fail> {
     let verbose = cli.verbose;
+    if let Some(args) = session_args(&cli.command) {
+        let (settings, session) = obtain(args, verbose)?;
+        return deliver(&cli.command, &settings, &session);
+    }
     match cli.command {
-        Command::CredentialProcess(args) => {
-            let (_, session) = obtain(&args, verbose)?;
-            crate::emit(&(output::credential_process(&session) + "\n"));
+        Command::Enroll(args) => enroll::enroll(&args, verbose),
+        Command::Man => setup::man(),
+        other => light(other, verbose),
+    }
+}
+
+/// What the `stsmfa` binary runs. It links no AWS SDK, so it starts fast:
+/// every AWS CLI call pays for starting it. It serves cache hits and the
+/// commands that need no AWS call, and hands everything else to `stsmfa-sts`.
+pub fn front(cli: Cli) -> Result<u8, Fail> {
+    let verbose = cli.verbose;
+    if let Some(args) = session_args(&cli.command) {
+        let profiles = config::load_real()?;
+        let settings = config::resolve(
+            args.profile.as_deref(),
+            &args.opts,
+            verbose,
+            &config::real_env,
+            &profiles,
+        )?;
+        if settings.store != crate::cli::StoreChoice::None {
+            // Quietly: if the store has a problem, stsmfa-sts says so once.
+            let store = store::open_quiet(settings.store);
+            if let Ok(Some(session)) =
+                store.and_then(|st| session::cached(&settings, st.as_ref(), SystemTime::now))
+            {
+                return deliver(&cli.command, &settings, &session);
+            }
+        }
+        return handoff(verbose);
+    }
+    match cli.command {
+        Command::Enroll(_) | Command::Man => handoff(verbose),
+        other => light(other, verbose),
+    }
+}
+
+/// The commands both binaries run the same way.
+fn light(command: Command, verbose: bool) -> Result<u8, Fail> {
+    match command {
+        Command::Status(args) => status::status(&args, verbose),
+        Command::Clear(args) => status::clear(&args, verbose),
+        Command::Init(args) => setup::init(args.shell),
+        Command::Completions(args) => setup::completions(args.shell),
+        _ => unreachable!("session commands, enroll and man are dispatched before"),
+    }
+}
+
+/// The profile arguments of the commands that hand out a session.
+fn session_args(command: &Command) -> Option<&ProfileArgs> {
+    match command {
+        Command::CredentialProcess(args) => Some(args),
+        Command::Env(args) => Some(&args.base),
+        Command::Exec(args) => Some(&args.base),
+        _ => None,
+    }
+}
+
+/// Hands the session out the way the command says.
+fn deliver(command: &Command, settings: &Settings, session: &Session) -> Result<u8, Fail> {
+    let vars = || output::variables(session, &settings.profile, settings.region.as_deref());
+    match command {
+        Command::CredentialProcess(_) => {
+            crate::emit(&(output::credential_process(session) + "\n"));
             Ok(0)
         }
         Command::Env(args) => {
-            let (settings, session) = obtain(&args.base, verbose)?;
-            let vars = output::variables(&session, &settings.profile, settings.region.as_deref());
-            crate::emit(&output::env_lines(&vars, args.format));
+            crate::emit(&output::env_lines(&vars(), args.format));
             Ok(0)
         }
-        Command::Exec(args) => {
-            let (settings, session) = obtain(&args.base, verbose)?;
-            let vars = output::variables(&session, &settings.profile, settings.region.as_deref());
-            crate::exec::run(&args.command, &vars, &output::UNSET)
-        }
-        Command::Status(args) => status::status(&args, verbose),
-        Command::Clear(args) => status::clear(&args, verbose),
-        Command::Enroll(args) => enroll::enroll(&args, verbose),
-        Command::Init(args) => setup::init(args.shell),
-        Command::Completions(args) => setup::completions(args.shell),
-        Command::Man => setup::man(),
+        Command::Exec(args) => crate::exec::run(&args.command, &vars(), &output::UNSET),
+        _ => unreachable!("only session commands deliver a session"),
+    }
+}
+
+/// The binary with the AWS SDK, installed next to `stsmfa`.
+pub const FULL_BINARY: &str = "stsmfa-sts";
+
+/// Runs the same command line in `stsmfa-sts` (on Unix in this very process).
+fn handoff(verbose: bool) -> Result<u8, Fail> {
+    let exe = std::env::current_exe()
+        .map_err(|e| fail!("cannot find the stsmfa binary's own path: {e}"))?;
+    let full = exe.with_file_name(format!("{FULL_BINARY}{}", std::env::consts::EXE_SUFFIX));
+    if verbose {
+        crate::diag(&format!("handing over to {}", full.display()));
+    }
+    let mut cmd = std::process::Command::new(&full);
+    cmd.args(std::env::args_os().skip(1));
+    let missing = |e: std::io::Error| {
+        fail!("cannot run {}: {e}", full.display()).hint(format!(
+            "{FULL_BINARY} must be installed next to stsmfa (`cargo install` installs both)"
+        ))
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        Err(missing(cmd.exec()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd.status().map_err(missing)?;
+        Ok(status.code().map(|c| (c & 0xff) as u8).unwrap_or(1))
     }
 }
 

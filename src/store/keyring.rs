@@ -127,7 +127,7 @@ pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError>
 
 /// The platform's store, falling back on Linux from Secret Service to
 /// keyutils, and to no cache at all (with one warning) when neither works.
-pub fn open_auto(verbose: bool) -> Box<dyn CredentialStore> {
+pub fn open_auto(verbose: bool, warn: bool) -> Box<dyn CredentialStore> {
     let mut opened: Vec<Box<dyn CredentialStore>> = Vec::new();
     for choice in platform_order() {
         match open(*choice) {
@@ -137,9 +137,11 @@ pub fn open_auto(verbose: bool) -> Box<dyn CredentialStore> {
         }
     }
     if opened.is_empty() {
-        crate::warn(
-            "no keyring is available, so sessions are not cached (every call asks for a code); see README, Troubleshooting",
-        );
+        if warn {
+            crate::warn(
+                "no keyring is available, so sessions are not cached (every call asks for a code); see README, Troubleshooting",
+            );
+        }
         return Box::new(NoStore);
     }
     Box::new(super::Auto::new(opened))

@@ -1,0 +1,11 @@
+//! The part of stsmfa that talks to AWS. `stsmfa` runs it on a cache miss
+//! (and for `enroll`), so that the binary every AWS CLI call starts stays
+//! small; it takes the same command line.
+
+use clap::Parser;
+use std::process::ExitCode;
+use stsmfa::cli::Cli;
+
+fn main() -> ExitCode {
+    stsmfa::exit(stsmfa::commands::run(Cli::parse()))
+}
