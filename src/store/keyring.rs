@@ -10,6 +10,10 @@ use std::time::Duration;
 
 /// A D-Bus service that never answers must not hang every AWS call.
 const SECRET_SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connecting takes milliseconds (under a second when D-Bus first starts the
+/// daemon); a bus that has not answered by then will not. Short, because a
+/// miss connects twice (in `stsmfa`, then in `stsmfa-sts`).
+const SECRET_SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 struct Keyring {
     name: &'static str,
@@ -104,12 +108,12 @@ pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError>
         std::thread::spawn(move || {
             let _ = tx.send(build(choice));
         });
-        rx.recv_timeout(SECRET_SERVICE_TIMEOUT)
+        rx.recv_timeout(SECRET_SERVICE_CONNECT_TIMEOUT)
             .map_err(|_| StoreError::Unavailable {
                 store: "secret-service",
                 detail: format!(
                     "no answer from the session bus within {} s",
-                    SECRET_SERVICE_TIMEOUT.as_secs()
+                    SECRET_SERVICE_CONNECT_TIMEOUT.as_secs()
                 ),
             })?
     } else {
