@@ -37,14 +37,7 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
 pub fn front(cli: Cli) -> Result<u8, Fail> {
     let verbose = cli.verbose;
     if let Some(args) = session_args(&cli.command) {
-        let profiles = config::load_real()?;
-        let settings = config::resolve(
-            args.profile.as_deref(),
-            &args.opts,
-            verbose,
-            &config::real_env,
-            &profiles,
-        )?;
+        let settings = settings(args, verbose)?;
         if settings.store != crate::cli::StoreChoice::None {
             // Quietly: if the store has a problem, stsmfa-sts says so once.
             let store = store::open_quiet(settings.store);
@@ -140,16 +133,22 @@ fn network_timeout() -> Result<Duration, Fail> {
     }
 }
 
-/// Resolves settings for a session command and gets the session.
-fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail> {
+/// The settings of a session command, from its options, the environment and
+/// the AWS config files.
+fn settings(args: &ProfileArgs, verbose: bool) -> Result<Settings, Fail> {
     let profiles = config::load_real()?;
-    let settings = config::resolve(
+    config::resolve(
         args.profile.as_deref(),
         &args.opts,
         verbose,
         &config::real_env,
         &profiles,
-    )?;
+    )
+}
+
+/// Resolves settings for a session command and gets the session.
+fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail> {
+    let settings = settings(args, verbose)?;
     let store = store::open(settings.store, verbose)?;
     let client = ClientSettings {
         profile: settings.profile.clone(),
