@@ -395,6 +395,12 @@ mod tests {
         dir: std::path::PathBuf,
     }
 
+    impl Drop for World {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
     impl World {
         fn new(name: &str) -> World {
             let dir =
