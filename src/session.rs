@@ -35,6 +35,15 @@ fn diag(s: &Settings, msg: &str) {
     }
 }
 
+/// Names this profile's session for `serial` and the current long-term key.
+fn cache_key(s: &Settings, serial: String) -> CacheKey {
+    CacheKey {
+        profile: s.profile.clone(),
+        serial,
+        source_key_id: s.keys.access_key_id.clone(),
+    }
+}
+
 /// The cached session when it has more than the refresh margin left: the
 /// whole of a cache hit, and all the small front binary does before handing
 /// a miss over (see `commands::front`).
@@ -61,12 +70,7 @@ pub fn cached(
         );
         return Ok(None);
     };
-    let key = CacheKey {
-        profile: s.profile.clone(),
-        serial,
-        source_key_id: s.keys.access_key_id.clone(),
-    };
-    match cache.load(&key).map_err(|e| e.to_fail())? {
+    match cache.load(&cache_key(s, serial)).map_err(|e| e.to_fail())? {
         Some(hit) if hit.is_fresh(now(), s.min_ttl) => {
             let left = hit.seconds_left(now());
             diag(
@@ -107,29 +111,9 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
     if let Some(hit) = cached(s, deps.store, deps.now)? {
         return Ok(hit);
     }
-    let cache = Cache { store: deps.store };
-    let key_for = |serial: &str| CacheKey {
-        profile: s.profile.clone(),
-        serial: serial.to_owned(),
-        source_key_id: s.keys.access_key_id.clone(),
-    };
-    let fresh = |serial: &str| -> Result<Option<Session>, Fail> {
-        let hit = cache.load(&key_for(serial)).map_err(|e| e.to_fail())?;
-        Ok(hit.filter(|h| h.is_fresh((deps.now)(), s.min_ttl)))
-    };
-
-    // Whoever held the lock may have just stored a session (under a serial
-    // it discovered, so look the serial up again too).
-    let recheck = || -> Result<Option<Session>, Fail> {
-        if s.refresh {
-            return Ok(None);
-        }
-        let serial = s
-            .mfa_serial
-            .clone()
-            .or_else(|| cache.known_serial(&s.profile, &s.keys.access_key_id));
-        serial.map_or(Ok(None), |serial| fresh(&serial))
-    };
+    // Whoever held the lock may have just stored a session (perhaps under a
+    // serial it discovered, which `cached` looks up again).
+    let recheck = || cached(s, deps.store, deps.now);
     let acquire = || {
         crate::lock::acquire(&s.state_dir, &s.profile, s.lock_timeout, || {
             diag(
@@ -144,7 +128,6 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
         // turn; take it again only if the holder stored nothing.
         drop(first);
         if let Some(hit) = recheck()? {
-            diag(s, "cache hit after waiting for another process");
             return Ok(hit);
         }
         acquire()?
@@ -152,7 +135,6 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
         first
     };
     if let Some(hit) = recheck()? {
-        diag(s, "cache hit after taking the lock");
         return Ok(hit);
     }
 
@@ -164,7 +146,7 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
     };
     let session = fetch(s, &serial, sts.as_ref(), provider.as_mut(), deps)?;
 
-    if let Err(e) = cache.save(&key_for(&serial), &session) {
+    if let Err(e) = (Cache { store: deps.store }).save(&cache_key(s, serial), &session) {
         // The code is spent: hand out the session anyway and say why it is
         // not kept.
         crate::warn_fail("the session was not cached: ", &e.to_fail());

@@ -38,14 +38,12 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
     let verbose = cli.verbose;
     if let Some(args) = session_args(&cli.command) {
         let settings = settings(args, verbose)?;
-        if settings.store != crate::cli::StoreChoice::None {
-            // Quietly: if the store has a problem, stsmfa-sts says so once.
-            let store = store::open_quiet(settings.store);
-            if let Ok(Some(session)) =
-                store.and_then(|st| session::cached(&settings, st.as_ref(), SystemTime::now))
-            {
-                return deliver(&cli.command, &settings, &session);
-            }
+        // Quietly: if the store has a problem, stsmfa-sts says so once.
+        let store = store::open_quiet(settings.store);
+        if let Ok(Some(session)) =
+            store.and_then(|st| session::cached(&settings, st.as_ref(), SystemTime::now))
+        {
+            return deliver(&cli.command, &settings, &session);
         }
         return handoff(verbose);
     }

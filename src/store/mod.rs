@@ -93,22 +93,28 @@ impl CredentialStore for NoStore {
 
 /// Opens the chosen store without warnings (the caller retries elsewhere).
 pub fn open_quiet(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, Fail> {
-    match choice {
-        StoreChoice::None => Ok(Box::new(NoStore)),
-        StoreChoice::Auto => Ok(keyring::open_auto(false, false)),
-        explicit => keyring::open(explicit).map_err(|e| e.to_fail()),
-    }
+    open_with(choice, false, false)
 }
 
 /// Opens the chosen store. `auto` on Linux is Secret Service when a session
 /// bus answers, else keyutils, else none with one warning.
 pub fn open(choice: StoreChoice, verbose: bool) -> Result<Box<dyn CredentialStore>, Fail> {
+    open_with(choice, verbose, true)
+}
+
+fn open_with(
+    choice: StoreChoice,
+    verbose: bool,
+    warn: bool,
+) -> Result<Box<dyn CredentialStore>, Fail> {
     match choice {
         StoreChoice::None => {
-            crate::warn("store 'none': sessions are not cached, so every call asks for a code");
+            if warn {
+                crate::warn("store 'none': sessions are not cached, so every call asks for a code");
+            }
             Ok(Box::new(NoStore))
         }
-        StoreChoice::Auto => Ok(keyring::open_auto(verbose, true)),
+        StoreChoice::Auto => Ok(keyring::open_auto(verbose, warn)),
         explicit => keyring::open(explicit).map_err(|e| e.to_fail()),
     }
 }
