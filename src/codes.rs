@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 pub const STEP: u64 = 30;
 
 pub struct UsedCodes {
-    path: PathBuf,
+    dir: PathBuf,
+    name: String,
     serial: String,
 }
 
@@ -23,7 +24,8 @@ struct Record {
 impl UsedCodes {
     pub fn new(state_dir: &std::path::Path, serial: &str) -> UsedCodes {
         UsedCodes {
-            path: state_dir.join(format!("{}.used", crate::lock::file_name(serial))),
+            dir: state_dir.to_owned(),
+            name: format!("{}.used", crate::lock::file_name(serial)),
             serial: serial.to_owned(),
         }
     }
@@ -33,7 +35,8 @@ impl UsedCodes {
     }
 
     fn read(&self) -> Option<Record> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
+        let bytes = crate::statedir::read(&self.dir, &self.name)?;
+        let text = String::from_utf8(bytes).ok()?;
         let (step, hash) = text.trim().split_once(' ')?;
         Some(Record {
             step: step.parse().ok()?,
@@ -59,16 +62,8 @@ impl UsedCodes {
     /// Notes `code` as sent. Failing to write only loses this protection.
     pub fn record(&self, code: &str, now: SystemTime) {
         let step = crate::credentials::unix(now) / STEP;
-        if let Some(dir) = self.path.parent()
-            && crate::lock::ensure_dir(dir).is_err()
-        {
-            return;
-        }
-        let tmp = self.path.with_extension("tmp");
         let body = format!("{step} {:016x}\n", self.hash(code));
-        if std::fs::write(&tmp, body).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.path);
-        }
+        let _ = crate::statedir::write_atomic(&self.dir, &self.name, body.as_bytes());
     }
 }
 

@@ -16,6 +16,7 @@ pub mod output;
 pub mod prompt;
 pub mod secret;
 pub mod session;
+pub mod statedir;
 pub mod store;
 pub mod sts;
 

@@ -4,7 +4,7 @@
 
 use crate::error::Fail;
 use crate::fail;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,18 +32,6 @@ pub fn file_name(name: &str) -> String {
     format!("{safe}-{:016x}", crate::fnv1a(name.as_bytes()))
 }
 
-/// Creates the state directory readable by the user only.
-pub fn ensure_dir(dir: &Path) -> Result<(), Fail> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).map_err(|e| {
-        fail!("cannot create the state directory {}: {e}", dir.display())
-            .hint("set STSMFA_STATE_DIR to a writable directory")
-    })
-}
-
 fn lock_path(dir: &Path, profile: &str) -> PathBuf {
     dir.join(format!("{}.lock", file_name(profile)))
 }
@@ -56,17 +44,8 @@ pub fn acquire(
     timeout: Duration,
     on_wait: impl FnOnce(),
 ) -> Result<ProfileLock, Fail> {
-    ensure_dir(dir)?;
     let path = lock_path(dir, profile);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| {
-            fail!("cannot open the lock file {}: {e}", path.display())
-                .hint("set STSMFA_STATE_DIR to a writable directory")
-        })?;
+    let file = crate::statedir::open_lock(dir, &format!("{}.lock", file_name(profile)))?;
     let start = Instant::now();
     let mut on_wait = Some(on_wait);
     loop {
