@@ -1,12 +1,31 @@
 //! Sessions in the store: one entry per (profile, MFA serial, long-term key),
-//! plus an index entry (no secrets) so `status` and `clear` can list them on
-//! stores that cannot be searched.
+//! plus an index (no secrets) so `status` and `clear` can list them on stores
+//! that cannot be searched (keyutils, Keychain, Credential Manager).
+//!
+//! The index never drops a line to stay small: it is split over as many
+//! entries ("pages") as it needs, each under the entry size limit, and every
+//! read-modify-write of it happens under one lock in the state directory, so
+//! processes caching different profiles at once cannot lose each other's lines.
 
 use crate::credentials::{MAX_ENTRY_BYTES, Session};
+use crate::error::Fail;
 use crate::store::{CredentialStore, StoreError};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
 
+/// The first page's name; later pages are `index|2`, `index|3`, …
 const INDEX: &str = "index";
+/// Index pages stay this far under the entry limit.
+const PAGE_BYTES: usize = MAX_ENTRY_BYTES - 100;
+/// Index writes hold the lock for milliseconds; a holder stuck longer is a bug.
+const INDEX_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lock name of the index. No profile name can contain NUL, so it cannot
+/// collide with a profile's lock.
+const INDEX_LOCK: &str = "\0index";
+/// Index lines of sessions that expired this long ago are dropped (and their
+/// entries deleted) when the index is next written.
+const KEEP_EXPIRED: u64 = 24 * 3600;
 
 /// Names one cached session. Keyed by the long-term key ID too, so a rotated
 /// key never gets an old session.
@@ -38,11 +57,26 @@ pub struct Indexed {
     pub expiration: u64,
 }
 
-pub struct Cache<'a> {
-    pub store: &'a dyn CredentialStore,
+/// One page of the index: its lines, and whether another page follows.
+#[derive(Serialize, Deserialize, Default)]
+struct Page {
+    #[serde(rename = "l")]
+    lines: Vec<Indexed>,
+    #[serde(rename = "n", default)]
+    more: bool,
 }
 
-impl Cache<'_> {
+pub struct Cache<'a> {
+    store: &'a dyn CredentialStore,
+    /// Where the index lock lives.
+    state_dir: &'a Path,
+}
+
+impl<'a> Cache<'a> {
+    pub fn new(store: &'a dyn CredentialStore, state_dir: &'a Path) -> Cache<'a> {
+        Cache { store, state_dir }
+    }
+
     /// The cached session, if any. Unparseable entries are a miss.
     pub fn load(&self, key: &CacheKey) -> Result<Option<Session>, StoreError> {
         Ok(self
@@ -51,32 +85,29 @@ impl Cache<'_> {
             .and_then(|b| Session::from_entry(&b)))
     }
 
-    /// Stores a session and notes it in the index. The caller holds the
-    /// profile lock; the index is read-modify-written, so a concurrent writer
-    /// for another profile may drop a line, which only hides it from `status`.
-    pub fn save(&self, key: &CacheKey, session: &Session) -> Result<(), StoreError> {
+    /// Stores a session and notes it in the index.
+    pub fn save(&self, key: &CacheKey, session: &Session) -> Result<(), SaveError> {
         let value = session.to_entry();
         if value.len() > MAX_ENTRY_BYTES {
-            return Err(StoreError::Unavailable {
+            return Err(SaveError::TooLarge {
                 store: self.store.name(),
-                detail: format!(
-                    "the session is {} bytes, more than a keyring entry holds",
-                    value.len()
-                ),
+                bytes: value.len(),
             });
         }
         self.store.set(&key.entry_name(), &value)?;
+        let _lock = self.lock_index()?;
         let mut index = self.index();
         index.retain(|i| i.key != *key);
         index.push(Indexed {
             key: key.clone(),
             expiration: session.expiration,
         });
-        self.write_index(index)
+        Ok(self.write_index(index)?)
     }
 
     /// Deletes the sessions `pick` selects; returns what was removed.
-    pub fn remove(&self, pick: impl Fn(&CacheKey) -> bool) -> Result<Vec<Indexed>, StoreError> {
+    pub fn remove(&self, pick: impl Fn(&CacheKey) -> bool) -> Result<Vec<Indexed>, SaveError> {
+        let _lock = self.lock_index()?;
         let index = self.index();
         let (gone, kept): (Vec<_>, Vec<_>) = index.into_iter().partition(|i| pick(&i.key));
         for i in &gone {
@@ -88,12 +119,20 @@ impl Cache<'_> {
         Ok(gone)
     }
 
-    /// Every session noted in the index.
+    /// Every session noted in the index, over all its pages.
     pub fn index(&self) -> Vec<Indexed> {
-        match self.store.get(INDEX) {
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            _ => Vec::new(),
+        let mut lines = Vec::new();
+        for n in 1.. {
+            let page: Page = match self.store.get(&page_name(n)) {
+                Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                _ => break,
+            };
+            lines.extend(page.lines);
+            if !page.more {
+                break;
+            }
         }
+        lines
     }
 
     /// The serial last used for this profile and key, for profiles that do
@@ -106,19 +145,91 @@ impl Cache<'_> {
             .map(|i| i.key.serial)
     }
 
+    fn lock_index(&self) -> Result<crate::lock::ProfileLock, Fail> {
+        crate::lock::acquire(self.state_dir, INDEX_LOCK, INDEX_LOCK_TIMEOUT, || {})
+    }
+
+    /// Writes the index over as many pages as it needs and deletes pages
+    /// left over from a longer one. Lines of sessions long expired go, with
+    /// their entries.
     fn write_index(&self, mut index: Vec<Indexed>) -> Result<(), StoreError> {
-        // Stay under the entry size limit: drop the oldest lines first.
-        index.sort_by_key(|i| std::cmp::Reverse(i.expiration));
-        loop {
-            let bytes = serde_json::to_vec(&index).expect("plain data serialises");
-            if bytes.len() <= MAX_ENTRY_BYTES || index.is_empty() {
-                return if index.is_empty() {
-                    self.store.delete(INDEX).map(|_| ())
-                } else {
-                    self.store.set(INDEX, &bytes)
-                };
+        let now = crate::credentials::unix(std::time::SystemTime::now());
+        let (stale, live): (Vec<_>, Vec<_>) = index
+            .drain(..)
+            .partition(|i| i.expiration.saturating_add(KEEP_EXPIRED) < now);
+        for i in &stale {
+            let _ = self.store.delete(&i.key.entry_name());
+        }
+        let pages = paginate(live);
+        for (n, page) in pages.iter().enumerate() {
+            self.store.set(&page_name(n + 1), page)?;
+        }
+        // Pages past the new end: delete until one is missing.
+        for n in pages.len() + 1.. {
+            if !self.store.delete(&page_name(n))? {
+                break;
             }
-            index.pop();
+        }
+        Ok(())
+    }
+}
+
+fn page_name(n: usize) -> String {
+    if n == 1 {
+        INDEX.to_owned()
+    } else {
+        format!("{INDEX}|{n}")
+    }
+}
+
+/// Splits index lines into serialised pages, each at most `PAGE_BYTES`.
+fn paginate(lines: Vec<Indexed>) -> Vec<Vec<u8>> {
+    let encode = |lines: &[Indexed], more: bool| {
+        serde_json::to_vec(&Page {
+            lines: lines.to_vec(),
+            more,
+        })
+        .expect("plain data serialises")
+    };
+    let mut pages = Vec::new();
+    let mut current: Vec<Indexed> = Vec::new();
+    for line in lines {
+        current.push(line);
+        if current.len() > 1 && encode(&current, true).len() > PAGE_BYTES {
+            let last = current.pop().expect("just pushed");
+            pages.push(encode(&current, true));
+            current = vec![last];
+        }
+    }
+    if !current.is_empty() {
+        pages.push(encode(&current, false));
+    }
+    pages
+}
+
+/// Why a session or the index could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the session is {bytes} bytes, more than a {store} entry holds")]
+    TooLarge { store: &'static str, bytes: usize },
+    #[error("{}", .0.message)]
+    Lock(#[from] Fail),
+}
+
+impl SaveError {
+    pub fn to_fail(&self) -> Fail {
+        match self {
+            SaveError::Store(e) => e.to_fail(),
+            SaveError::TooLarge { .. } => Fail::new(self.to_string()).hint(
+                "the session was handed out but not cached: the next call asks for a code again",
+            ),
+            SaveError::Lock(f) => Fail {
+                message: f.message.clone(),
+                hints: f.hints.clone(),
+                code: f.code,
+            },
         }
     }
 }
@@ -132,8 +243,8 @@ mod tests {
     fn key(p: &str) -> CacheKey {
         CacheKey {
             profile: p.into(),
-            serial: "arn:aws:iam::1:mfa/a".into(),
-            source_key_id: "AKIA1".into(),
+            serial: "arn:aws:iam::111122223333:mfa/alice".into(),
+            source_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
         }
     }
 
@@ -146,18 +257,42 @@ mod tests {
         }
     }
 
+    /// A state directory that is removed when the test ends.
+    struct Dir(std::path::PathBuf);
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let d =
+                std::env::temp_dir().join(format!("stsmfa-cache-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            Dir(d)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn future(n: u64) -> u64 {
+        crate::credentials::unix(std::time::SystemTime::now()) + 3600 + n
+    }
+
     #[test]
     fn save_load_index_remove() {
+        let dir = Dir::new("basic");
         let store = MemoryStore::default();
-        let cache = Cache { store: &store };
-        cache.save(&key("a"), &session(10)).unwrap();
-        cache.save(&key("b"), &session(20)).unwrap();
-        cache.save(&key("a"), &session(30)).unwrap();
-        assert_eq!(cache.load(&key("a")).unwrap().unwrap().expiration, 30);
+        let cache = Cache::new(&store, &dir.0);
+        cache.save(&key("a"), &session(future(10))).unwrap();
+        cache.save(&key("b"), &session(future(20))).unwrap();
+        cache.save(&key("a"), &session(future(30))).unwrap();
+        assert_eq!(
+            cache.load(&key("a")).unwrap().unwrap().expiration,
+            future(30)
+        );
         assert_eq!(cache.index().len(), 2);
         assert_eq!(
-            cache.known_serial("a", "AKIA1").as_deref(),
-            Some("arn:aws:iam::1:mfa/a")
+            cache.known_serial("a", "AKIAIOSFODNN7EXAMPLE").as_deref(),
+            Some("arn:aws:iam::111122223333:mfa/alice")
         );
         assert_eq!(
             cache.known_serial("a", "AKIA2"),
@@ -172,6 +307,7 @@ mod tests {
 
     #[test]
     fn corrupt_entry_is_a_miss() {
+        let dir = Dir::new("corrupt");
         let store = MemoryStore::default();
         store
             .entries
@@ -181,27 +317,96 @@ mod tests {
             .entries
             .borrow_mut()
             .insert("index".into(), b"not json".to_vec());
-        let cache = Cache { store: &store };
+        let cache = Cache::new(&store, &dir.0);
         assert!(cache.load(&key("a")).unwrap().is_none());
         assert!(cache.index().is_empty());
-        cache.save(&key("a"), &session(5)).unwrap();
+        cache.save(&key("a"), &session(future(5))).unwrap();
         assert!(cache.load(&key("a")).unwrap().is_some());
     }
 
     #[test]
-    fn index_stays_under_size_limit() {
+    fn index_of_many_profiles_loses_none_and_pages_stay_under_the_limit() {
+        let dir = Dir::new("many");
         let store = MemoryStore::default();
-        let cache = Cache { store: &store };
+        let cache = Cache::new(&store, &dir.0);
         for n in 0..100u64 {
             cache
-                .save(&key(&format!("profile-{n}")), &session(n))
+                .save(&key(&format!("profile-{n}")), &session(future(n)))
                 .unwrap();
         }
-        let bytes = store.entries.borrow().get("index").unwrap().len();
-        assert!(bytes <= MAX_ENTRY_BYTES, "{bytes}");
+        let listed = cache.index();
+        assert_eq!(listed.len(), 100, "every session listed");
+        let pages: Vec<(String, usize)> = store
+            .entries
+            .borrow()
+            .iter()
+            .filter(|(k, _)| k.starts_with("index"))
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect();
+        assert!(pages.len() > 1, "split over pages: {pages:?}");
+        for (name, len) in &pages {
+            assert!(*len <= MAX_ENTRY_BYTES, "{name} is {len} bytes");
+        }
+        let gone = cache.remove(|_| true).unwrap();
+        assert_eq!(gone.len(), 100, "clear --all removes every one");
+        let left: Vec<String> = store.entries.borrow().keys().cloned().collect();
+        assert!(left.is_empty(), "nothing left in the store: {left:?}");
+    }
+
+    #[test]
+    fn shrinking_index_deletes_its_last_pages() {
+        let dir = Dir::new("shrink");
+        let store = MemoryStore::default();
+        let cache = Cache::new(&store, &dir.0);
+        for n in 0..60u64 {
+            cache
+                .save(&key(&format!("p{n}")), &session(future(n)))
+                .unwrap();
+        }
+        cache.remove(|k| k.profile != "p7").unwrap();
+        let pages: Vec<String> = store
+            .entries
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with("index"))
+            .cloned()
+            .collect();
+        assert_eq!(pages, vec!["index".to_owned()]);
+        assert_eq!(cache.index().len(), 1);
+    }
+
+    #[test]
+    fn long_expired_sessions_are_dropped_with_their_entries() {
+        let dir = Dir::new("expired");
+        let store = MemoryStore::default();
+        let cache = Cache::new(&store, &dir.0);
+        cache.save(&key("old"), &session(1_000)).unwrap();
+        cache.save(&key("new"), &session(future(1))).unwrap();
+        let names: Vec<String> = cache.index().into_iter().map(|i| i.key.profile).collect();
+        assert_eq!(names, vec!["new"]);
         assert!(
-            cache.index().iter().any(|i| i.expiration == 99),
-            "newest kept"
+            store
+                .entries
+                .borrow()
+                .get(&key("old").entry_name())
+                .is_none()
         );
+    }
+
+    #[test]
+    fn a_session_too_large_for_the_store_says_so() {
+        let dir = Dir::new("large");
+        let store = MemoryStore::default();
+        let cache = Cache::new(&store, &dir.0);
+        let mut big = session(future(1));
+        big.session_token = Secret::new("A".repeat(3000));
+        let e = cache.save(&key("a"), &big).unwrap_err();
+        let f = e.to_fail();
+        assert!(
+            f.message.contains("bytes, more than a memory entry holds"),
+            "{}",
+            f.message
+        );
+        assert!(!f.message.contains("not available"), "{}", f.message);
     }
 }

@@ -100,7 +100,10 @@ pub fn load_real() -> Result<ProfileSet, Fail> {
     for path in config_files(&real_env) {
         let problem = match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => Some("it is a directory".to_owned()),
-            Ok(_) => std::fs::File::open(&path).err().map(|e| e.to_string()),
+            Ok(_) => match std::fs::read(&path) {
+                Ok(bytes) => not_utf8(&bytes),
+                Err(e) => Some(e.to_string()),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => Some(e.to_string()),
         };
@@ -110,6 +113,28 @@ pub fn load_real() -> Result<ProfileSet, Fail> {
         }
     }
     load_profiles(&Fs::real(), &Env::real())
+}
+
+/// Why the SDK would silently ignore this file: it drops a whole file that
+/// is not UTF-8, and with it mfa_serial or the keys.
+fn not_utf8(bytes: &[u8]) -> Option<String> {
+    let e = std::str::from_utf8(bytes).err()?;
+    let line = bytes[..e.valid_up_to()]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1;
+    Some(format!(
+        "line {line} is not valid UTF-8 (the AWS SDK would ignore the whole file)"
+    ))
+}
+
+/// The profile whose session `name` stands for: the profile itself, or for
+/// `credential_process = stsmfa credential-process X` the profile X.
+pub fn session_profile(name: &str, profiles: &ProfileSet) -> String {
+    source_profile(name, profiles)
+        .map(|(n, _)| n)
+        .unwrap_or_else(|_| name.to_owned())
 }
 
 /// Every profile name in the AWS config files (for completions).
@@ -192,6 +217,24 @@ pub fn resolve(
     ]) {
         Some((v, from)) => parse_duration(&v).map_err(|e| with_source(e, from, false))?,
         None => Duration::from_secs(DEFAULT_MIN_TTL),
+    };
+
+    // A session inside the margin would never be served from the cache. For
+    // sessions that short the margin scales down to a third of their length
+    // (a 15-minute session is served for 10 minutes).
+    let min_ttl = if min_ttl.as_secs().saturating_mul(2) > duration.as_secs() {
+        let scaled = duration / 3;
+        if verbose {
+            crate::diag(&format!(
+                "refresh margin {} s is too long for a {} s session; using {} s",
+                min_ttl.as_secs(),
+                duration.as_secs(),
+                scaled.as_secs()
+            ));
+        }
+        scaled
+    } else {
+        min_ttl
     };
 
     let lock_timeout = match env("STSMFA_LOCK_TIMEOUT") {
@@ -604,6 +647,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("STSMFA_DURATION"));
+    }
+
+    #[test]
+    fn a_duration_inside_the_margin_scales_the_margin_down() {
+        let set = profiles(CONFIG, CREDS);
+        let opts = SessionOpts {
+            duration: Some("15m".into()),
+            ..Default::default()
+        };
+        let s = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap();
+        assert_eq!(s.min_ttl, Duration::from_secs(300));
+        let opts = SessionOpts {
+            duration: Some("1h".into()),
+            ..Default::default()
+        };
+        let s = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap();
+        assert_eq!(s.min_ttl, Duration::from_secs(900), "kept when it fits");
+    }
+
+    #[test]
+    fn non_utf8_files_are_named_with_their_line() {
+        assert_eq!(not_utf8(b"[default]\nregion = x\n"), None);
+        let why = not_utf8(b"[default]\nregion = x\n# caf\xe9\n").unwrap();
+        assert!(why.contains("line 3"), "{why}");
+    }
+
+    #[test]
+    fn session_profile_follows_stsmfa_credential_process() {
+        let set = profiles(CONFIG, CREDS);
+        assert_eq!(session_profile("work-mfa", &set), "work");
+        assert_eq!(session_profile("work", &set), "work");
+        assert_eq!(session_profile("unknown", &set), "unknown");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub fn cached(
     if s.refresh {
         return Ok(None);
     }
-    let cache = Cache { store };
+    let cache = Cache::new(store, &s.state_dir);
     let Some(serial) = s
         .mfa_serial
         .clone()
@@ -146,7 +146,7 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
     };
     let session = fetch(s, &serial, sts.as_ref(), provider.as_mut(), deps)?;
 
-    if let Err(e) = (Cache { store: deps.store }).save(&cache_key(s, serial), &session) {
+    if let Err(e) = Cache::new(deps.store, &s.state_dir).save(&cache_key(s, serial), &session) {
         // The code is spent: hand out the session anyway and say why it is
         // not kept.
         crate::warn_fail("the session was not cached: ", &e.to_fail());

@@ -168,17 +168,19 @@ def test_waiter_gives_up_after_the_lock_timeout_with_a_clear_error(home, user, b
 # The refresh margin
 
 
-def test_session_inside_the_margin_is_replaced_and_a_smaller_min_ttl_reuses_it(home, user, bed):
+def test_a_session_shorter_than_twice_the_margin_is_cached_with_a_scaled_margin(home, user, bed):
     home.add_source_profile("work", user, mfa_process=False)
     short = {"STSMFA_DURATION": "900"}  # 15 min: inside the default 15-minute margin at once
 
     a = home.run("credential-process", "work", "-v", env={**short, "STSMFA_MFA_CODE": home.code(user)})
     assert a.returncode == 0, a.stderr
-    b = home.run("credential-process", "work", "-v", env={**short, "STSMFA_MFA_CODE": home.code(user)})
+    assert "using 300 s" in a.stderr, a.stderr
+    b = home.run("credential-process", "work", "-v", env=short)  # no code source: only a hit works
     assert b.returncode == 0, b.stderr
     first, second = json.loads(a.stdout), json.loads(b.stdout)
-    assert second["AccessKeyId"] != first["AccessKeyId"], "a session with under 15 min left was handed out again"
-    assert sts_ok(bed, user) == 2
+    assert second == first, "a 15-minute session was not served from the cache"
+    assert "cache hit" in b.stderr.lower(), b.stderr
+    assert sts_ok(bed, user) == 1
 
     # No code source at all below: only a cache hit can succeed.
     for env in ({"STSMFA_MIN_TTL": "60"}, {"STSMFA_MIN_TTL": "90s"}, {"STSMFA_MIN_TTL": "1m"}):
@@ -190,7 +192,7 @@ def test_session_inside_the_margin_is_replaced_and_a_smaller_min_ttl_reuses_it(h
     d = home.run("credential-process", "work")
     assert d.returncode == 0, d.stderr
     assert json.loads(d.stdout) == second
-    assert sts_ok(bed, user) == 2
+    assert sts_ok(bed, user) == 1
 
 
 # ---------------------------------------------------------------------------
