@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod lock;
 pub mod output;
+pub mod profile_file;
 pub mod prompt;
 pub mod secret;
 pub mod session;
