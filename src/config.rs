@@ -8,11 +8,9 @@ use crate::cli::{PromptMethod, SessionOpts, StoreChoice};
 use crate::credentials::LongTermKeys;
 use crate::error::Fail;
 use crate::fail;
+use crate::profile_file::{FileKind, Profile, ProfileSet};
 use crate::secret::Secret;
-use aws_config::profile::{Profile, ProfileSet};
-use aws_runtime::env_config::file::EnvConfigFiles;
-use aws_types::os_shim_internal::{Env, Fs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// STS's limits on `DurationSeconds` for IAM users.
@@ -67,18 +65,6 @@ pub fn profile_name(arg: Option<&str>, env: EnvLookup) -> String {
         .unwrap_or_else(|| "default".to_owned())
 }
 
-/// Loads both AWS config files. Missing files are fine (an empty set).
-pub fn load_profiles(fs: &Fs, env: &Env) -> Result<ProfileSet, Fail> {
-    let files = EnvConfigFiles::default();
-    let fut = aws_config::profile::load(fs, env, &files, None);
-    // The loader is async in name only (it reads with std::fs), so polling it
-    // here keeps the cache-hit path free of any runtime.
-    crate::block_on_ready(fut).map_err(|e| {
-        fail!("cannot read the AWS config files: {e}")
-            .hint("check ~/.aws/config and ~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)")
-    })
-}
-
 /// The config and credentials files, where the SDK looks for them.
 pub fn config_files(env: EnvLookup) -> [PathBuf; 2] {
     let home = env("HOME")
@@ -94,25 +80,47 @@ pub fn config_files(env: EnvLookup) -> [PathBuf; 2] {
     ]
 }
 
-/// Loads the real files. The SDK skips a file it cannot read; for us that
-/// would silently drop mfa_serial or the keys, so it is an error instead.
-pub fn load_real() -> Result<ProfileSet, Fail> {
-    for path in config_files(&real_env) {
-        let problem = match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => Some("it is a directory".to_owned()),
-            Ok(_) => match std::fs::read(&path) {
-                Ok(bytes) => not_utf8(&bytes),
-                Err(e) => Some(e.to_string()),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => Some(e.to_string()),
+/// Loads both AWS config files. A missing file is an empty one. The SDK
+/// silently skips a file it cannot read or decode; for stsmfa that would
+/// silently drop mfa_serial or the keys, so each is an error naming the file.
+pub fn load(env: EnvLookup) -> Result<ProfileSet, Fail> {
+    let [config, credentials] = config_files(env);
+    let texts = [read_file(&config)?, read_file(&credentials)?];
+    ProfileSet::parse(&[
+        (FileKind::Config, &texts[0]),
+        (FileKind::Credentials, &texts[1]),
+    ])
+    .map_err(|(kind, e)| {
+        let path = if kind == FileKind::Config {
+            &config
+        } else {
+            &credentials
         };
-        if let Some(why) = problem {
-            return Err(fail!("cannot read {}: {why}", path.display())
-                .hint("fix the file or its permissions, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right one"));
-        }
-    }
-    load_profiles(&Fs::real(), &Env::real())
+        fail!("cannot read {}: {e}", path.display())
+            .hint("fix that line; the AWS CLI and SDKs refuse the file too")
+    })
+}
+
+/// The real files, as the process environment names them.
+pub fn load_real() -> Result<ProfileSet, Fail> {
+    load(&real_env)
+}
+
+fn read_file(path: &Path) -> Result<String, Fail> {
+    let problem = match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => "it is a directory".to_owned(),
+        Ok(_) => match std::fs::read(path) {
+            Ok(bytes) => match not_utf8(&bytes) {
+                None => return Ok(String::from_utf8(bytes).expect("checked")),
+                Some(why) => why,
+            },
+            Err(e) => e.to_string(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => e.to_string(),
+    };
+    Err(fail!("cannot read {}: {problem}", path.display())
+        .hint("fix the file or its permissions, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right one"))
 }
 
 /// Why the SDK would silently ignore this file: it drops a whole file that
@@ -132,14 +140,14 @@ fn not_utf8(bytes: &[u8]) -> Option<String> {
 /// The profile whose session `name` stands for: the profile itself, or for
 /// `credential_process = stsmfa credential-process X` the profile X.
 pub fn session_profile(name: &str, profiles: &ProfileSet) -> String {
-    source_profile(name, profiles)
+    source_profile(name, profiles, &|_| None)
         .map(|(n, _)| n)
         .unwrap_or_else(|_| name.to_owned())
 }
 
 /// Every profile name in the AWS config files (for completions).
 pub fn profile_names() -> Vec<String> {
-    load_profiles(&Fs::real(), &Env::real())
+    load_real()
         .map(|set| set.profiles().map(str::to_owned).collect())
         .unwrap_or_default()
 }
@@ -153,7 +161,7 @@ pub fn resolve(
     profiles: &ProfileSet,
 ) -> Result<Settings, Fail> {
     let requested = profile_name(profile_arg, env);
-    let (profile_name, profile) = source_profile(&requested, profiles)?;
+    let (profile_name, profile) = source_profile(&requested, profiles, env)?;
     let key = |k: &str| {
         profile
             .get(k)
@@ -291,12 +299,16 @@ pub fn state_dir(env: EnvLookup) -> PathBuf {
 /// Finds the profile holding the long-term keys. A profile whose
 /// `credential_process` is `stsmfa credential-process X` leads to `X`, so
 /// `stsmfa env work-mfa` does what the user means.
-fn source_profile<'a>(name: &str, profiles: &'a ProfileSet) -> Result<(String, &'a Profile), Fail> {
+fn source_profile<'a>(
+    name: &str,
+    profiles: &'a ProfileSet,
+    env: EnvLookup,
+) -> Result<(String, &'a Profile), Fail> {
     let Some(profile) = profiles.get_profile(name) else {
         let mut known: Vec<&str> = profiles.profiles().collect();
         known.sort_unstable();
         let hint = if known.is_empty() {
-            let [config, credentials] = config_files(&real_env);
+            let [config, credentials] = config_files(env);
             format!(
                 "add the profile to {} and {} (see `stsmfa --help`)",
                 credentials.display(),
@@ -434,18 +446,13 @@ fn check_serial(serial: &str, from: &str) -> Result<String, Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn profiles(config: &str, credentials: &str) -> ProfileSet {
-        let fs = Fs::from_map(HashMap::from([
-            ("/home/u/.aws/config".to_owned(), config.as_bytes().to_vec()),
-            (
-                "/home/u/.aws/credentials".to_owned(),
-                credentials.as_bytes().to_vec(),
-            ),
-        ]));
-        let env = Env::from_slice(&[("HOME", "/home/u")]);
-        load_profiles(&fs, &env).unwrap()
+        ProfileSet::parse(&[
+            (FileKind::Config, config),
+            (FileKind::Credentials, credentials),
+        ])
+        .unwrap()
     }
 
     const CREDS: &str = "[work]\naws_access_key_id = AKIAWORK\naws_secret_access_key = s3cr3t\n";
