@@ -1,6 +1,10 @@
 //! Command-line definitions only. Doc comments are the help text.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::commands::setup::InitShell;
+use crate::output::EnvFormat;
+use crate::prompt::PromptMethod;
+use crate::store::StoreChoice;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// MFA-authenticated AWS session credentials for the CLI, SDKs and Terraform.
@@ -207,46 +211,10 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EnvFormat {
-    Sh,
-    Fish,
-    Powershell,
-    Dotenv,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InitShell {
-    Bash,
-    Zsh,
-    Fish,
-    Powershell,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreChoice {
-    Auto,
-    Keychain,
-    Wincred,
-    SecretService,
-    Keyutils,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PromptMethod {
-    Tty,
-    Zenity,
-    Kdialog,
-    Osascript,
-    Ykman,
-}
-
 /// Profile names from the AWS config files, for dynamic shell completion.
 fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
     clap_complete::engine::ArgValueCandidates::new(|| {
-        crate::config::profile_names()
+        crate::profiles::profile_names()
             .into_iter()
             .map(clap_complete::CompletionCandidate::new)
             .collect()

@@ -1,16 +1,21 @@
 //! Resolves flags > environment > AWS profile > defaults into one `Settings`.
 //!
-//! The AWS config and credentials files are read with the SDK's own profile
-//! rules (`[profile x]` vs `[default]`, both files merged), which also hands us
-//! custom keys like `mfa_serial` and `stsmfa_duration`.
+//! The AWS files are read by `profiles` (with the SDK's rules); this module
+//! only applies precedence, which also hands us custom keys like
+//! `mfa_serial` and `stsmfa_duration`.
 
-use crate::cli::{PromptMethod, SessionOpts, StoreChoice};
+use crate::EnvLookup;
+use crate::cli::SessionOpts;
 use crate::credentials::LongTermKeys;
 use crate::error::Fail;
 use crate::fail;
-use crate::profile_file::{FileKind, Profile, ProfileSet};
+#[cfg(test)]
+use crate::profiles::FileKind;
+use crate::profiles::{Profile, ProfileSet, config_files};
+use crate::prompt::PromptMethod;
 use crate::secret::Secret;
-use std::path::{Path, PathBuf};
+use crate::store::StoreChoice;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// STS's limits on `DurationSeconds` for IAM users.
@@ -51,90 +56,11 @@ pub struct Settings {
     pub ykman_account: Option<String>,
 }
 
-/// Reads a variable; a seam so tests need not touch the process environment.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-pub fn real_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// The profile to use: the argument, else `$AWS_PROFILE`, else `default`.
 pub fn profile_name(arg: Option<&str>, env: EnvLookup) -> String {
     arg.map(str::to_owned)
         .or_else(|| env("AWS_PROFILE"))
         .unwrap_or_else(|| "default".to_owned())
-}
-
-/// The config and credentials files, where the SDK looks for them.
-pub fn config_files(env: EnvLookup) -> [PathBuf; 2] {
-    let home = env("HOME")
-        .or_else(|| env("USERPROFILE"))
-        .unwrap_or_default();
-    let expand = |p: String| match p.strip_prefix("~/") {
-        Some(rest) => PathBuf::from(&home).join(rest),
-        None => PathBuf::from(p),
-    };
-    [
-        expand(env("AWS_CONFIG_FILE").unwrap_or_else(|| "~/.aws/config".into())),
-        expand(env("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| "~/.aws/credentials".into())),
-    ]
-}
-
-/// Loads both AWS config files. A missing file is an empty one. The SDK
-/// silently skips a file it cannot read or decode; for stsmfa that would
-/// silently drop mfa_serial or the keys, so each is an error naming the file.
-pub fn load(env: EnvLookup) -> Result<ProfileSet, Fail> {
-    let [config, credentials] = config_files(env);
-    let texts = [read_file(&config)?, read_file(&credentials)?];
-    ProfileSet::parse(&[
-        (FileKind::Config, &texts[0]),
-        (FileKind::Credentials, &texts[1]),
-    ])
-    .map_err(|(kind, e)| {
-        let path = if kind == FileKind::Config {
-            &config
-        } else {
-            &credentials
-        };
-        fail!("cannot read {}: {e}", path.display())
-            .hint("fix that line; the AWS CLI and SDKs refuse the file too")
-    })
-}
-
-/// The real files, as the process environment names them.
-pub fn load_real() -> Result<ProfileSet, Fail> {
-    load(&real_env)
-}
-
-fn read_file(path: &Path) -> Result<String, Fail> {
-    let problem = match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => "it is a directory".to_owned(),
-        Ok(_) => match std::fs::read(path) {
-            Ok(bytes) => match not_utf8(&bytes) {
-                None => return Ok(String::from_utf8(bytes).expect("checked")),
-                Some(why) => why,
-            },
-            Err(e) => e.to_string(),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => e.to_string(),
-    };
-    Err(fail!("cannot read {}: {problem}", path.display())
-        .hint("fix the file or its permissions, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right one"))
-}
-
-/// Why the SDK would silently ignore this file: it drops a whole file that
-/// is not UTF-8, and with it mfa_serial or the keys.
-fn not_utf8(bytes: &[u8]) -> Option<String> {
-    let e = std::str::from_utf8(bytes).err()?;
-    let line = bytes[..e.valid_up_to()]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1;
-    Some(format!(
-        "line {line} is not valid UTF-8 (the AWS SDK would ignore the whole file)"
-    ))
 }
 
 /// The profile whose session `name` stands for: the profile itself, or for
@@ -143,13 +69,6 @@ pub fn session_profile(name: &str, profiles: &ProfileSet) -> String {
     source_profile(name, profiles, &|_| None)
         .map(|(n, _)| n)
         .unwrap_or_else(|_| name.to_owned())
-}
-
-/// Every profile name in the AWS config files (for completions).
-pub fn profile_names() -> Vec<String> {
-    load_real()
-        .map(|set| set.profiles().map(str::to_owned).collect())
-        .unwrap_or_default()
 }
 
 /// Resolves the settings for `profile` from the options, the environment and the files.
@@ -671,13 +590,6 @@ mod tests {
         };
         let s = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap();
         assert_eq!(s.min_ttl, Duration::from_secs(900), "kept when it fits");
-    }
-
-    #[test]
-    fn non_utf8_files_are_named_with_their_line() {
-        assert_eq!(not_utf8(b"[default]\nregion = x\n"), None);
-        let why = not_utf8(b"[default]\nregion = x\n# caf\xe9\n").unwrap();
-        assert!(why.contains("line 3"), "{why}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod lock;
 pub mod output;
-pub mod profile_file;
+pub mod profiles;
 pub mod prompt;
 pub mod secret;
 pub mod session;
@@ -22,6 +22,13 @@ pub mod store;
 pub mod sts;
 
 use std::io::Write;
+
+/// Reads a variable; a seam so tests need not touch the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn real_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
 
 /// Prints a failure as `stsmfa: error: …` plus `hint:` lines and maps the
 /// exit code.

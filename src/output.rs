@@ -1,8 +1,17 @@
 //! Pure formatters: credential_process JSON and shell lines.
 
-use crate::cli::EnvFormat;
 use crate::credentials::Session;
 use serde_json::json;
+
+/// The syntax `env` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvFormat {
+    Sh,
+    Fish,
+    Powershell,
+    Dotenv,
+    Json,
+}
 
 /// `{"Version":1,"AccessKeyId":…,"SecretAccessKey":…,"SessionToken":…,"Expiration":…}`
 pub fn credential_process(s: &Session) -> String {

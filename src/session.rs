@@ -277,10 +277,10 @@ fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::StoreChoice;
     use crate::config::CodeSource;
     use crate::credentials::LongTermKeys;
     use crate::secret::Secret;
+    use crate::store::StoreChoice;
     use crate::store::memory::MemoryStore;
     use crate::sts::Identity;
     use std::cell::RefCell;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
-    let profiles = config::load_real()?;
+    let profiles = crate::profiles::load_real()?;
     let opts = SessionOpts {
         region: args.region.clone(),
         mfa_serial: None,
@@ -23,7 +23,7 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
         args.profile.as_deref(),
         &opts,
         verbose,
-        &config::real_env,
+        &crate::real_env,
         &profiles,
     )?;
     let profile = settings.profile.clone();
@@ -276,7 +276,7 @@ fn record_serial(args: &EnrollArgs, profile: &str, serial: &str) -> Result<(), F
 }
 
 fn config_path() -> PathBuf {
-    let [config, _] = config::config_files(&config::real_env);
+    let [config, _] = crate::profiles::config_files(&crate::real_env);
     config
 }
 

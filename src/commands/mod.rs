@@ -1,7 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
 pub mod enroll;
-mod setup;
+pub mod setup;
 mod status;
 
 use crate::cli::{Cli, Command, ProfileArgs};
@@ -123,7 +123,7 @@ fn handoff(verbose: bool) -> Result<u8, Fail> {
 
 /// Total time allowed for one STS/IAM call, retries included.
 fn network_timeout() -> Result<Duration, Fail> {
-    match config::real_env("STSMFA_TIMEOUT") {
+    match crate::real_env("STSMFA_TIMEOUT") {
         Some(v) => {
             config::parse_duration(&v).map_err(|e| fail!("{} (from STSMFA_TIMEOUT)", e.message))
         }
@@ -134,12 +134,12 @@ fn network_timeout() -> Result<Duration, Fail> {
 /// The settings of a session command, from its options, the environment and
 /// the AWS config files.
 fn settings(args: &ProfileArgs, verbose: bool) -> Result<Settings, Fail> {
-    let profiles = config::load_real()?;
+    let profiles = crate::profiles::load_real()?;
     config::resolve(
         args.profile.as_deref(),
         &args.opts,
         verbose,
-        &config::real_env,
+        &crate::real_env,
         &profiles,
     )
 }

@@ -1,10 +1,19 @@
 //! `init`, `completions` and `man`: text generated from the binary itself.
 
-use crate::cli::{Cli, InitShell};
+use crate::cli::Cli;
 use crate::error::Fail;
 use crate::fail;
 use crate::output::{fish_quote, ps_quote, sh_quote};
 use clap::CommandFactory;
+
+/// The shells `init` has an integration for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
 
 const BASH: &str = include_str!("../../shell/stsmfa.bash");
 const ZSH: &str = include_str!("../../shell/stsmfa.zsh");

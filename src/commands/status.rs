@@ -1,11 +1,12 @@
 //! `status` and `clear`: what is cached, and deleting it. Never a secret.
 
 use crate::cache::{Cache, Indexed};
-use crate::cli::{ClearArgs, StatusArgs, StoreChoice};
+use crate::cli::{ClearArgs, StatusArgs};
 use crate::config;
 use crate::credentials::{rfc3339, unix};
 use crate::error::Fail;
 use crate::secret::mask_key_id;
+use crate::store::StoreChoice;
 use crate::store::{self, CredentialStore};
 use serde::Serialize;
 use std::time::SystemTime;
@@ -15,14 +16,14 @@ fn open_store(
     choice: Option<StoreChoice>,
     verbose: bool,
 ) -> Result<Box<dyn CredentialStore>, Fail> {
-    store::open(config::store_choice(choice, &config::real_env)?, verbose)
+    store::open(config::store_choice(choice, &crate::real_env)?, verbose)
 }
 
 /// The profile whose sessions are meant: `work-mfa`, whose
 /// `credential_process` is `stsmfa credential-process work`, means `work`,
 /// just as `credential-process work-mfa` serves `work`'s session.
 fn cached_profile(name: &str) -> String {
-    match config::load_real() {
+    match crate::profiles::load_real() {
         Ok(profiles) => config::session_profile(name, &profiles),
         Err(_) => name.to_owned(),
     }
@@ -41,7 +42,7 @@ struct Row {
 
 pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
     let store = open_store(args.store, verbose)?;
-    let state_dir = config::state_dir(&config::real_env);
+    let state_dir = config::state_dir(&crate::real_env);
     let cache = Cache::new(store.as_ref(), &state_dir);
     let only = args.profile.as_deref().map(cached_profile);
     let now = unix(SystemTime::now());
@@ -93,12 +94,12 @@ pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
 
 pub fn clear(args: &ClearArgs, verbose: bool) -> Result<u8, Fail> {
     let store = open_store(args.store, verbose)?;
-    let state_dir = config::state_dir(&config::real_env);
+    let state_dir = config::state_dir(&crate::real_env);
     let cache = Cache::new(store.as_ref(), &state_dir);
     let profile = (!args.all).then(|| {
         cached_profile(&config::profile_name(
             args.profile.as_deref(),
-            &config::real_env,
+            &crate::real_env,
         ))
     });
     let gone = cache

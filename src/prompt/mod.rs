@@ -4,13 +4,22 @@
 mod program;
 mod tty;
 
-use crate::cli::PromptMethod;
 use crate::config::CodeSource;
 use crate::error::Fail;
 use crate::fail;
 
 pub use program::{Dialog, MfaProcess};
 pub use tty::{Tty, notify};
+
+/// How to ask for a code when none is given (`--prompt`, `STSMFA_PROMPT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PromptMethod {
+    Tty,
+    Zenity,
+    Kdialog,
+    Osascript,
+    Ykman,
+}
 
 /// What the prompt shows.
 pub struct Ask<'a> {

@@ -1,7 +1,7 @@
 //! Codes from other programs: `mfa_process`, GUI dialogs and ykman.
 
+use super::PromptMethod;
 use super::{Ask, CodeProvider, parse_code};
-use crate::cli::PromptMethod;
 use crate::error::Fail;
 use crate::fail;
 use std::fs::OpenOptions;

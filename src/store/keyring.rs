@@ -1,8 +1,8 @@
 //! OS keyrings through keyring-core: Secret Service and keyutils on Linux,
 //! Keychain on macOS, Credential Manager on Windows.
 
+use super::StoreChoice;
 use super::{CredentialStore, NoStore, SERVICE, StoreError};
-use crate::cli::StoreChoice;
 use keyring_core::{CredentialStore as CoreStore, Error as KError};
 use std::sync::Arc;
 use std::sync::mpsc;

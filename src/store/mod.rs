@@ -8,9 +8,19 @@ pub mod memory;
 
 pub use auto::Auto;
 
-use crate::cli::StoreChoice;
 use crate::error::Fail;
 use crate::fail;
+
+/// The stores users choose with `--store` / `STSMFA_STORE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreChoice {
+    Auto,
+    Keychain,
+    Wincred,
+    SecretService,
+    Keyutils,
+    None,
+}
 
 /// The service name every entry is filed under.
 pub const SERVICE: &str = "stsmfa";

@@ -7,7 +7,11 @@
 //! SDK, so it cannot use aws-config's parser; this one is checked against it
 //! by a differential property test (`tests/props.rs`).
 
+use crate::error::Fail;
+use crate::fail;
+use crate::{EnvLookup, real_env};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// White space as the SDK trims it: spaces and tabs only.
 const WHITESPACE: &[char] = &[' ', '\t'];
@@ -235,6 +239,85 @@ fn strip_comment(line: &str, needs_whitespace: bool) -> &str {
     line
 }
 
+/// The config and credentials files, where the SDK looks for them.
+pub fn config_files(env: EnvLookup) -> [PathBuf; 2] {
+    let home = env("HOME")
+        .or_else(|| env("USERPROFILE"))
+        .unwrap_or_default();
+    let expand = |p: String| match p.strip_prefix("~/") {
+        Some(rest) => PathBuf::from(&home).join(rest),
+        None => PathBuf::from(p),
+    };
+    [
+        expand(env("AWS_CONFIG_FILE").unwrap_or_else(|| "~/.aws/config".into())),
+        expand(env("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| "~/.aws/credentials".into())),
+    ]
+}
+
+/// Loads both AWS config files. A missing file is an empty one. The SDK
+/// silently skips a file it cannot read or decode; for stsmfa that would
+/// silently drop mfa_serial or the keys, so each is an error naming the file.
+pub fn load(env: EnvLookup) -> Result<ProfileSet, Fail> {
+    let [config, credentials] = config_files(env);
+    let texts = [read_file(&config)?, read_file(&credentials)?];
+    ProfileSet::parse(&[
+        (FileKind::Config, &texts[0]),
+        (FileKind::Credentials, &texts[1]),
+    ])
+    .map_err(|(kind, e)| {
+        let path = if kind == FileKind::Config {
+            &config
+        } else {
+            &credentials
+        };
+        fail!("cannot read {}: {e}", path.display())
+            .hint("fix that line; the AWS CLI and SDKs refuse the file too")
+    })
+}
+
+/// The real files, as the process environment names them.
+pub fn load_real() -> Result<ProfileSet, Fail> {
+    load(&real_env)
+}
+
+fn read_file(path: &Path) -> Result<String, Fail> {
+    let problem = match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => "it is a directory".to_owned(),
+        Ok(_) => match std::fs::read(path) {
+            Ok(bytes) => match not_utf8(&bytes) {
+                None => return Ok(String::from_utf8(bytes).expect("checked")),
+                Some(why) => why,
+            },
+            Err(e) => e.to_string(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => e.to_string(),
+    };
+    Err(fail!("cannot read {}: {problem}", path.display())
+        .hint("fix the file or its permissions, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right one"))
+}
+
+/// Why the SDK would silently ignore this file: it drops a whole file that
+/// is not UTF-8, and with it mfa_serial or the keys.
+fn not_utf8(bytes: &[u8]) -> Option<String> {
+    let e = std::str::from_utf8(bytes).err()?;
+    let line = bytes[..e.valid_up_to()]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1;
+    Some(format!(
+        "line {line} is not valid UTF-8 (the AWS SDK would ignore the whole file)"
+    ))
+}
+
+/// Every profile name in the AWS config files (for completions).
+pub fn profile_names() -> Vec<String> {
+    load_real()
+        .map(|set| set.profiles().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +363,13 @@ mod tests {
         let d = s.get_profile("default").unwrap();
         assert_eq!(d.get("region"), Some("b"));
         assert_eq!(d.get("s3"), Some("\nmax_concurrent_requests = 10"));
+    }
+
+    #[test]
+    fn non_utf8_files_are_named_with_their_line() {
+        assert_eq!(not_utf8(b"[default]\nregion = x\n"), None);
+        let why = not_utf8(b"[default]\nregion = x\n# caf\xe9\n").unwrap();
+        assert!(why.contains("line 3"), "{why}");
     }
 
     #[test]
