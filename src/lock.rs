@@ -104,7 +104,7 @@ mod tests {
         let lock_file = |p: &str| dir.join(format!("{}.lock", file_name(p)));
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &lock_file("fifo"),
+            lock_file("fifo"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,
