@@ -49,14 +49,15 @@ impl UsedCodes {
     pub fn wait_for_next(&self, now: SystemTime) -> Option<Duration> {
         let now = crate::credentials::unix(now);
         let last = self.read()?;
-        (last.step == now / STEP).then(|| Duration::from_secs((now / STEP + 1) * STEP - now))
+        (last.step == now / STEP).then(|| Duration::from_secs(STEP - now % STEP))
     }
 
     /// True when `code` is the one last sent, and still within STS's window.
+    /// The record is a file, so its step may be anything: no overflow.
     pub fn is_reused(&self, code: &str, now: SystemTime) -> bool {
         let step = crate::credentials::unix(now) / STEP;
         self.read()
-            .is_some_and(|r| r.hash == self.hash(code) && r.step + 2 >= step)
+            .is_some_and(|r| r.hash == self.hash(code) && r.step.saturating_add(2) >= step)
     }
 
     /// Notes `code` as sent. Failing to write only loses this protection.
@@ -103,6 +104,27 @@ mod tests {
         let fresh = UsedCodes::new(&dir.join("not-yet-there"), "arn:aws:iam::1:mfa/a");
         fresh.record("111111", at(3010));
         assert!(fresh.is_reused("111111", at(3011)), "creates its directory");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn any_record_or_clock_is_handled_without_overflow() {
+        let dir = std::env::temp_dir().join(format!("stsmfa-codes-odd-{}", std::process::id()));
+        let used = UsedCodes::new(&dir, "arn:aws:iam::1:mfa/a");
+        for body in [
+            format!("{} {:016x}\n", u64::MAX, used.hash("123456")),
+            "18446744073709551616 0\n".to_owned(),
+            "garbage".to_owned(),
+        ] {
+            crate::statedir::write_atomic(&dir, &used.name, body.as_bytes()).unwrap();
+            for t in [0, 3010, u64::MAX / 2, i64::MAX as u64] {
+                let Some(now) = UNIX_EPOCH.checked_add(Duration::from_secs(t)) else {
+                    continue;
+                };
+                let _ = used.is_reused("123456", now);
+                let _ = used.wait_for_next(now);
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

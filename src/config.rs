@@ -183,7 +183,7 @@ pub fn resolve(
             .or_else(|| key("region")),
         keys,
         lock_timeout,
-        state_dir: state_dir(env),
+        state_dir: state_dir(env)?,
         refresh: opts.refresh,
         verbose,
         ykman_account: key("stsmfa_ykman_account"),
@@ -200,19 +200,29 @@ pub fn store_choice(opt: Option<StoreChoice>, env: EnvLookup) -> Result<StoreCho
     }
 }
 
-/// Lock files and the used-code record; nothing secret lives here.
-pub fn state_dir(env: EnvLookup) -> PathBuf {
+/// Lock files and the used-code record. Nothing secret lives there, but
+/// files another user plants in it could make stsmfa overwrite the user's
+/// files, so it is never a shared place such as the temp dir (and
+/// `statedir` refuses a directory of someone else's or one others can write).
+/// `$XDG_RUNTIME_DIR` counts only when it is what the XDG spec says it is:
+/// an absolute path to a directory of the user's that others cannot write.
+pub fn state_dir(env: EnvLookup) -> Result<PathBuf, Fail> {
     if let Some(d) = env("STSMFA_STATE_DIR") {
-        return PathBuf::from(d);
+        return Ok(PathBuf::from(d));
     }
-    if let Some(d) = env("XDG_RUNTIME_DIR") {
-        return PathBuf::from(d).join("stsmfa");
+    // The XDG spec: a relative path in these variables is to be ignored.
+    let absolute = |name: &str| env(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(d) = absolute("XDG_RUNTIME_DIR").filter(|d| crate::statedir::is_private(d)) {
+        return Ok(d.join("stsmfa"));
     }
-    let cache = env("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("stsmfa")
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|h| h.join(".cache")))
+        .or_else(|| absolute("LOCALAPPDATA").filter(|_| cfg!(windows)))
+        .map(|d| d.join("stsmfa"))
+        .ok_or_else(|| {
+            fail!("no place for stsmfa's state directory: HOME is not set")
+                .hint("set STSMFA_STATE_DIR to a directory of your own (stsmfa creates it with mode 0700), or set HOME")
+        })
 }
 
 /// Finds the profile holding the long-term keys. A profile whose
@@ -381,9 +391,61 @@ mod tests {
         move |k| {
             pairs
                 .iter()
+                .chain(&[("HOME", "/home/u")]) // as every real environment has
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    /// Exactly these variables, no HOME unless named.
+    fn bare_env(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn state_dir_without_home_or_xdg_is_an_error_not_the_temp_dir() {
+        let e = state_dir(&bare_env(vec![])).unwrap_err();
+        assert!(e.message.contains("HOME is not set"), "{}", e.message);
+        assert!(
+            e.hints
+                .iter()
+                .any(|h| h.contains("STSMFA_STATE_DIR") && h.contains("HOME")),
+            "{:?}",
+            e.hints
+        );
+        for relative in ["HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"] {
+            let e = state_dir(&bare_env(vec![(relative, "rel/dir".into())]));
+            assert!(e.is_err(), "relative {relative} is ignored");
+        }
+    }
+
+    #[test]
+    fn state_dir_resolution_order() {
+        let home = || ("HOME", "/home/u".to_owned());
+        let dir = |pairs| state_dir(&bare_env(pairs)).unwrap();
+        assert_eq!(dir(vec![home()]), PathBuf::from("/home/u/.cache/stsmfa"));
+        assert_eq!(
+            dir(vec![home(), ("XDG_CACHE_HOME", "/c".into())]),
+            PathBuf::from("/c/stsmfa")
+        );
+        assert_eq!(
+            dir(vec![home(), ("STSMFA_STATE_DIR", "/s".into())]),
+            PathBuf::from("/s")
+        );
+        // A private runtime dir is used; a shared one (/tmp) is not.
+        let run = std::env::temp_dir().join(format!("stsmfa-xdg-run-{}", std::process::id()));
+        crate::statedir::ensure(&run).unwrap();
+        let runtime = run.display().to_string();
+        assert_eq!(
+            dir(vec![home(), ("XDG_RUNTIME_DIR", runtime)]),
+            run.join("stsmfa")
+        );
+        std::fs::remove_dir_all(&run).unwrap();
+        #[cfg(unix)]
+        assert_eq!(
+            dir(vec![home(), ("XDG_RUNTIME_DIR", "/tmp".into())]),
+            PathBuf::from("/home/u/.cache/stsmfa")
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@ struct Entry<'a> {
 /// The size a stored entry may reach (the Windows Credential Manager limit, with room).
 pub const MAX_ENTRY_BYTES: usize = 2500;
 
+/// `10000-01-01T00:00:00Z`: RFC 3339 has four-digit years, so no expiry of a
+/// real session is at or past this (nor can it be formatted).
+pub const MAX_EXPIRATION: u64 = 253_402_300_800;
+
 impl Session {
     /// The keyring value. Never logged.
     pub fn to_entry(&self) -> Vec<u8> {
@@ -50,11 +54,17 @@ impl Session {
     }
 
     /// Parses a keyring value; `None` for anything that is not a well-formed
-    /// entry of ours (a corrupt or foreign entry is a cache miss).
+    /// entry of ours (a corrupt or foreign entry is a cache miss), including an
+    /// expiry no session can have (the epoch, or past year 9999).
     pub fn from_entry(bytes: &[u8]) -> Option<Session> {
         let e: Entry = serde_json::from_slice(bytes).ok()?;
         let plausible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
-        if e.v != 1 || !plausible(&e.id) || !plausible(&e.sk) || !plausible(&e.st) {
+        if e.v != 1
+            || !plausible(&e.id)
+            || !plausible(&e.sk)
+            || !plausible(&e.st)
+            || !(1..MAX_EXPIRATION).contains(&e.exp)
+        {
             return None;
         }
         Some(Session {
@@ -90,9 +100,14 @@ pub fn unix(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// RFC 3339 in UTC with a `Z`, to the second.
+/// RFC 3339 in UTC with a `Z`, to the second. Times past the last second
+/// RFC 3339 can write (9999-12-31T23:59:59Z) are written as that, so no
+/// value, however corrupt, can panic here.
 pub fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+    let t = UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs.min(MAX_EXPIRATION - 1)))
+        .unwrap_or(UNIX_EPOCH);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]
@@ -123,6 +138,12 @@ mod tests {
             b"{}",
             b"{\"v\":2,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":1}",
             b"{\"v\":1,\"id\":\"\",\"sk\":\"b\",\"st\":\"c\",\"exp\":1}",
+            b"{\"v\":1,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":0}",
+            b"{\"v\":1,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":253402300800}",
+            b"{\"v\":1,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":18446744073709551615}",
+            b"{\"v\":1,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":18446744073709551616}",
+            b"{\"v\":1,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":-1}",
+            b"{\"v\":1,\"id\":\"a\",\"sk\":\"b\",\"st\":\"c\",\"exp\":1e30}",
             b"\xff\xfe",
         ] {
             assert!(
@@ -151,6 +172,24 @@ mod tests {
     #[test]
     fn formats_rfc3339_utc() {
         assert_eq!(rfc3339(1_795_427_393), "2026-11-23T09:49:53Z");
+    }
+
+    #[test]
+    fn rfc3339_never_panics_and_clamps_to_year_9999() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(MAX_EXPIRATION - 1), "9999-12-31T23:59:59Z");
+        for secs in [MAX_EXPIRATION, u64::MAX / 2, i64::MAX as u64, u64::MAX] {
+            assert_eq!(rfc3339(secs), "9999-12-31T23:59:59Z");
+        }
+    }
+
+    #[test]
+    fn last_plausible_expiry_is_a_session() {
+        let mut s = sample();
+        s.expiration = MAX_EXPIRATION - 1;
+        let back = Session::from_entry(&s.to_entry()).unwrap();
+        assert_eq!(back.expiration_rfc3339(), "9999-12-31T23:59:59Z");
+        assert!(back.is_fresh(SystemTime::now(), Duration::from_secs(900)));
     }
 
     #[test]

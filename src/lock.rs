@@ -5,7 +5,7 @@
 use crate::error::Fail;
 use crate::fail;
 use std::fs::{File, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Held until dropped.
@@ -32,20 +32,20 @@ pub fn file_name(name: &str) -> String {
     format!("{safe}-{:016x}", crate::fnv1a(name.as_bytes()))
 }
 
-fn lock_path(dir: &Path, profile: &str) -> PathBuf {
-    dir.join(format!("{}.lock", file_name(profile)))
-}
-
 /// Takes the lock for `profile`, waiting at most `timeout`. `on_wait` runs
-/// once if another process holds it.
+/// once if another process holds it. The lock file is opened by `statedir`,
+/// which refuses a symlink or FIFO planted in its place (so opening it never
+/// blocks), and the lock is only ever tried, never waited for in the
+/// kernel, so `timeout` holds whatever the file is.
 pub fn acquire(
     dir: &Path,
     profile: &str,
     timeout: Duration,
     on_wait: impl FnOnce(),
 ) -> Result<ProfileLock, Fail> {
-    let path = lock_path(dir, profile);
-    let file = crate::statedir::open_lock(dir, &format!("{}.lock", file_name(profile)))?;
+    let name = format!("{}.lock", file_name(profile));
+    let path = dir.join(&name);
+    let file = crate::statedir::open_lock(dir, &name)?;
     let start = Instant::now();
     let mut on_wait = Some(on_wait);
     loop {
@@ -93,6 +93,44 @@ mod tests {
         assert!(other.is_ok(), "profiles lock independently");
         drop(first);
         assert!(acquire(&dir, "work", Duration::from_millis(100), || {}).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn hostile_lock_files_fail_fast_and_the_wait_stays_bounded() {
+        let dir = std::env::temp_dir().join(format!("stsmfa-lock-hostile-{}", std::process::id()));
+        crate::statedir::ensure(&dir).unwrap();
+        let lock_file = |p: &str| dir.join(format!("{}.lock", file_name(p)));
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            lock_file("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, lock_file("link")).unwrap();
+        let start = Instant::now();
+        let e = acquire(&dir, "fifo", Duration::from_secs(30), || {}).unwrap_err();
+        assert!(e.message.contains("FIFO"), "{}", e.message);
+        let e = acquire(&dir, "link", Duration::from_secs(30), || {}).unwrap_err();
+        assert!(e.message.contains("symbolic link"), "{}", e.message);
+        assert!(start.elapsed() < Duration::from_secs(5), "failed at once");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        // Someone else holding the lock forever: the timeout still holds.
+        drop(acquire(&dir, "held", Duration::from_secs(1), || {}).unwrap());
+        let other = std::fs::File::options()
+            .write(true)
+            .open(lock_file("held"))
+            .unwrap();
+        other.lock().unwrap();
+        let start = Instant::now();
+        let e = acquire(&dir, "held", Duration::from_millis(300), || {}).unwrap_err();
+        assert!(e.message.contains("gave up"), "{}", e.message);
+        assert!(start.elapsed() < Duration::from_secs(3));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

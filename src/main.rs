@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use stsmfa::cli::Cli;
 
 fn main() -> ExitCode {
+    stsmfa::harden::no_core_dumps();
     // Answers shell completion requests (COMPLETE=bash stsmfa …) and exits.
     clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     stsmfa::exit(stsmfa::commands::front(Cli::parse()))

@@ -4,16 +4,108 @@
 //! long (see README, "Fuzzing").
 
 use proptest::prelude::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stsmfa::cli::EnvFormat;
 use stsmfa::commands::enroll::add_mfa_serial;
 use stsmfa::config::{parse_duration, session_duration};
-use stsmfa::credentials::Session;
-use stsmfa::output::sh_quote;
+use stsmfa::credentials::{MAX_EXPIRATION, Session, rfc3339};
+use stsmfa::output::{self, sh_quote};
 use stsmfa::prompt::parse_code;
 use stsmfa::secret::Secret;
 use stsmfa::sts::StsError;
 
 fn token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9/+=]{1,1200}"
+}
+
+/// Expiry values a corrupt entry may hold: anything, and the edges.
+fn any_exp() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        Just(0u64),
+        Just(u64::MAX),
+        (MAX_EXPIRATION - 3)..=(MAX_EXPIRATION + 3),
+        1u64..MAX_EXPIRATION,
+    ]
+}
+
+/// A JSON value where the entry has its `exp`: numbers of every kind, or not a number.
+fn any_exp_json() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        4 => any_exp().prop_map(serde_json::Value::from),
+        1 => any::<i64>().prop_map(serde_json::Value::from),
+        1 => any::<f64>().prop_map(serde_json::Value::from),
+        1 => "\\PC{0,12}".prop_map(serde_json::Value::from),
+        1 => Just(serde_json::Value::Null),
+    ]
+}
+
+/// Strings of an entry: mostly plausible printable ASCII, sometimes anything.
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![3 => "[!-~]{1,64}", 1 => "\\PC{0,24}", 1 => Just(String::new())]
+}
+
+/// A point in time: before, around and long after now, up to what SystemTime holds.
+fn any_now() -> impl Strategy<Value = SystemTime> {
+    prop_oneof![any::<u64>(), 0u64..4_000_000_000].prop_map(|s| {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(s))
+            .unwrap_or(UNIX_EPOCH)
+    })
+}
+
+const FORMATS: [EnvFormat; 5] = [
+    EnvFormat::Sh,
+    EnvFormat::Fish,
+    EnvFormat::Powershell,
+    EnvFormat::Dotenv,
+    EnvFormat::Json,
+];
+
+/// True for `YYYY-MM-DDTHH:MM:SSZ`.
+fn is_rfc3339_z(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Everything a session read from the store goes through, none of which may
+/// panic, and all of which must be well-formed.
+fn serve_every_way(bytes: &[u8], now: SystemTime) -> Result<(), TestCaseError> {
+    let Some(s) = Session::from_entry(bytes) else {
+        return Ok(());
+    };
+    prop_assert!((1..MAX_EXPIRATION).contains(&s.expiration));
+    let left = s.seconds_left(now);
+    prop_assert!(left <= s.expiration);
+    prop_assert_eq!(s.is_fresh(now, Duration::from_secs(900)), left > 900);
+    let expiration = s.expiration_rfc3339();
+    prop_assert!(is_rfc3339_z(&expiration));
+    let cp: serde_json::Value = serde_json::from_str(&output::credential_process(&s))
+        .map_err(|e| TestCaseError::fail(format!("credential_process JSON: {e}")))?;
+    prop_assert_eq!(cp["Version"].as_u64(), Some(1));
+    prop_assert_eq!(cp["Expiration"].as_str(), Some(expiration.as_str()));
+    prop_assert_eq!(cp["AccessKeyId"].as_str(), Some(s.access_key_id.as_str()));
+    let vars = output::variables(&s, "work", Some("eu-west-1"));
+    for f in FORMATS {
+        let out = output::env_lines(&vars, f);
+        for (k, _) in &vars {
+            prop_assert!(out.contains(k), "{:?} lacks {}", f, k);
+        }
+    }
+    let json: serde_json::Value = serde_json::from_str(&output::env_lines(&vars, EnvFormat::Json))
+        .map_err(|e| TestCaseError::fail(format!("env --format json: {e}")))?;
+    prop_assert_eq!(
+        json["AWS_CREDENTIAL_EXPIRATION"].as_str(),
+        Some(expiration.as_str())
+    );
+    Ok(())
 }
 
 proptest! {
@@ -23,13 +115,47 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_entries_are_served_or_missed_never_a_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        v in prop_oneof![3 => Just(1u64), 1 => any::<u64>()],
+        id in any_text(), sk in any_text(), st in any_text(),
+        exp in any_exp_json(),
+        extra in proptest::option::of(("[a-z]{1,4}", any_text())),
+        now in any_now(),
+    ) {
+        serve_every_way(&bytes, now)?;
+        let mut entry = serde_json::json!({"v": v, "id": id, "sk": sk, "st": st, "exp": exp});
+        if let Some((k, val)) = extra {
+            entry[k] = serde_json::Value::from(val);
+        }
+        serve_every_way(&serde_json::to_vec(&entry).unwrap(), now)?;
+    }
+
+    #[test]
+    fn nonsense_expiries_are_misses(exp in any_exp(), now in any_now()) {
+        let entry = format!(r#"{{"v":1,"id":"ASIAX","sk":"s","st":"t","exp":{exp}}}"#);
+        let s = Session::from_entry(entry.as_bytes());
+        prop_assert_eq!(s.is_some(), exp != 0 && exp < MAX_EXPIRATION);
+        serve_every_way(entry.as_bytes(), now)?;
+    }
+
+    #[test]
+    fn rfc3339_never_panics(secs in any_exp()) {
+        let t = rfc3339(secs);
+        prop_assert!(is_rfc3339_z(&t), "{}", t);
+        if secs >= MAX_EXPIRATION {
+            prop_assert_eq!(t, "9999-12-31T23:59:59Z");
+        }
+    }
+
+    #[test]
     fn entry_parser_rejects_mangled_json(s in "\\{\"v\":1,\"id\":\"[ -~]{0,20}\",\"sk\":[ -~]{0,30}\\}") {
         // Missing fields: never a session.
         prop_assert!(Session::from_entry(s.as_bytes()).is_none());
     }
 
     #[test]
-    fn entries_round_trip(id in "ASIA[A-Z0-9]{16}", sk in token(), st in token(), exp in any::<u64>()) {
+    fn entries_round_trip(id in "ASIA[A-Z0-9]{16}", sk in token(), st in token(), exp in 1..MAX_EXPIRATION) {
         let s = Session { access_key_id: id, secret_access_key: Secret::new(sk), session_token: Secret::new(st), expiration: exp };
         prop_assert_eq!(Session::from_entry(&s.to_entry()), Some(s));
     }

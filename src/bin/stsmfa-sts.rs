@@ -7,5 +7,6 @@ use std::process::ExitCode;
 use stsmfa::cli::Cli;
 
 fn main() -> ExitCode {
+    stsmfa::harden::no_core_dumps();
     stsmfa::exit(stsmfa::commands::run(Cli::parse()))
 }

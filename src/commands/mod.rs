@@ -112,6 +112,15 @@ fn handoff(verbose: bool) -> Result<u8, Fail> {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
+        // stsmfa-sts saves the limit it starts with for its own children,
+        // so it must start with the user's, not the one stsmfa set.
+        // SAFETY: restore_child_limits is async-signal-safe (atomics and setrlimit).
+        unsafe {
+            cmd.pre_exec(|| {
+                crate::harden::restore_child_limits();
+                Ok(())
+            });
+        }
         Err(missing(cmd.exec()))
     }
     #[cfg(not(unix))]

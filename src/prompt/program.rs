@@ -12,6 +12,15 @@ use std::process::{Command, Stdio};
 /// under credential_process.
 fn run(mut cmd: Command, what: &str) -> Result<String, Fail> {
     cmd.stdout(Stdio::piped());
+    #[cfg(unix)]
+    // SAFETY: restore_child_limits is async-signal-safe (atomics and setrlimit).
+    unsafe {
+        // stsmfa runs without core dumps; the program gets the user's limit.
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            crate::harden::restore_child_limits();
+            Ok(())
+        });
+    }
     match OpenOptions::new().read(true).write(true).open("/dev/tty") {
         Ok(tty) => {
             let err = tty
