@@ -5,10 +5,10 @@
 
 use proptest::prelude::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use stsmfa::cli::EnvFormat;
 use stsmfa::commands::enroll::add_mfa_serial;
 use stsmfa::config::{parse_duration, session_duration};
 use stsmfa::credentials::{MAX_EXPIRATION, Session, rfc3339};
+use stsmfa::output::EnvFormat;
 use stsmfa::output::{self, sh_quote};
 use stsmfa::prompt::parse_code;
 use stsmfa::secret::Secret;

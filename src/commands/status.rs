@@ -42,7 +42,7 @@ struct Row {
 
 pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
     let store = open_store(args.store, verbose)?;
-    let state_dir = config::state_dir(&crate::real_env);
+    let state_dir = config::state_dir(&crate::real_env)?;
     let cache = Cache::new(store.as_ref(), &state_dir);
     let only = args.profile.as_deref().map(cached_profile);
     let now = unix(SystemTime::now());
@@ -94,7 +94,7 @@ pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
 
 pub fn clear(args: &ClearArgs, verbose: bool) -> Result<u8, Fail> {
     let store = open_store(args.store, verbose)?;
-    let state_dir = config::state_dir(&crate::real_env);
+    let state_dir = config::state_dir(&crate::real_env)?;
     let cache = Cache::new(store.as_ref(), &state_dir);
     let profile = (!args.all).then(|| {
         cached_profile(&config::profile_name(
