@@ -146,10 +146,10 @@ pub fn resolve(
         None => Duration::from_secs(DEFAULT_MIN_TTL),
     };
 
-    // A session inside the margin would never be served from the cache. For
-    // sessions that short the margin scales down to a third of their length
-    // (a 15-minute session is served for 10 minutes).
-    let min_ttl = if min_ttl.as_secs().saturating_mul(2) > duration.as_secs() {
+    // A session no longer than the margin would never be served from the
+    // cache. For sessions that short the margin scales down to a third of
+    // their length (a 15-minute session is served for 10 minutes).
+    let min_ttl = if min_ttl >= duration {
         let scaled = duration / 3;
         if verbose {
             crate::diag(&format!(
@@ -647,7 +647,7 @@ mod tests {
         let s = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap();
         assert_eq!(s.min_ttl, Duration::from_secs(300));
         let opts = SessionOpts {
-            duration: Some("1h".into()),
+            duration: Some("16m".into()),
             ..Default::default()
         };
         let s = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap();

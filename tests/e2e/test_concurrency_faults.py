@@ -168,7 +168,7 @@ def test_waiter_gives_up_after_the_lock_timeout_with_a_clear_error(home, user, b
 # The refresh margin
 
 
-def test_a_session_shorter_than_twice_the_margin_is_cached_with_a_scaled_margin(home, user, bed):
+def test_a_session_no_longer_than_the_margin_is_cached_with_a_scaled_margin(home, user, bed):
     home.add_source_profile("work", user, mfa_process=False)
     short = {"STSMFA_DURATION": "900"}  # 15 min: inside the default 15-minute margin at once
 

@@ -108,11 +108,12 @@ def test_refresh_gets_a_new_session(home, user, bed):
 
 @pytest.mark.parametrize("min_ttl,refreshed", [("2h", True), ("30m", False), ("1800", False)])
 def test_min_ttl_refresh_margin(home, user, bed, min_ttl, refreshed):
-    """A cached session with less than STSMFA_MIN_TTL left is replaced."""
+    """A cached session with less than STSMFA_MIN_TTL left is replaced (the
+    margin applies as set while it is shorter than the session asked for)."""
     home.add_source_profile("work", user)
     first = home.credential_process("work", "--duration", "1h")
     env = {"STSMFA_MIN_TTL": min_ttl}
-    second = home.credential_process("work", "--duration", "1h", "--mfa-code", home.code(user), env=env)
+    second = home.credential_process("work", "--duration", "3h", "--mfa-code", home.code(user), env=env)
     assert (second["AccessKeyId"] != first["AccessKeyId"]) is refreshed
     assert sts_ok(bed, user) == (2 if refreshed else 1)
 
