@@ -69,7 +69,7 @@ fn sdk(config: &str, credentials: &str) -> Option<SdkSet> {
         ),
     ]));
     let env = Env::from_slice(&[("HOME", "/h")]);
-    stsmfa::block_on_ready(aws_config::profile::load(
+    pollster::block_on(aws_config::profile::load(
         &fs,
         &env,
         &EnvConfigFiles::default(),
