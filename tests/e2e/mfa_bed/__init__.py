@@ -5,6 +5,7 @@
     bed = Bed.start()
     alice = bed.create_user("alice", policies.deny_all_except_listed_if_no_mfa())
     code = totp(alice.seed)
+    admin = bed.create_role("Admin", policies.trust_user(alice.arn), account="444455556666")
     ...
     bed.stop()
 
