@@ -467,7 +467,12 @@ def test_admin_errors_and_reset():
         plain_session(own, user)
         assert own.stats()["get_session_token"] == {"dup": 1}
         own.reset()
-        assert own.stats() == {"get_session_token": {}, "get_session_token_failed": {}}
+        assert own.stats() == {
+            "get_session_token": {},
+            "get_session_token_failed": {},
+            "assume_role": {},
+            "assume_role_failed": {},
+        }
         assert own.virtual_devices() == []
         # Auth is still on: the old key is now unknown.
         assert error_of(long_term(own, user, "sts").get_caller_identity)[0] == "InvalidClientTokenId"

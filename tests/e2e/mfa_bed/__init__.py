@@ -5,6 +5,7 @@
     bed = Bed.start()
     alice = bed.create_user("alice", policies.deny_all_except_listed_if_no_mfa())
     code = totp(alice.seed)
+    admin = bed.create_role("Admin", policies.trust_user(alice.arn), account="444455556666")
     ...
     bed.stop()
 
@@ -31,7 +32,7 @@ from typing import Any
 from . import policies
 from .otp import totp
 
-__all__ = ["Bed", "BedError", "User", "free_port", "policies", "totp"]
+__all__ = ["Bed", "BedError", "Role", "User", "free_port", "policies", "totp"]
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
@@ -48,6 +49,13 @@ class User:
     secret_access_key: str
     serial: str | None
     seed: str | None
+
+
+@dataclass
+class Role:
+    arn: str
+    name: str
+    account: str
 
 
 class Bed:
@@ -151,18 +159,44 @@ class Bed:
     def create_user(self, name: str, policy: dict[str, Any] | None, mfa: bool = True) -> User:
         return User(**self._call("POST", "create-user", {"name": name, "policy": policy, "mfa": mfa}))
 
+    def create_role(
+        self,
+        name: str,
+        trust_policy: dict[str, Any],
+        permission_policy: dict[str, Any] | None = None,
+        account: str = "123456789012",
+        max_session_duration: int = 3600,
+    ) -> Role:
+        """A role in `account` (another account too: 444455556666) trusting as
+        `trust_policy` says (see policies.trust*), with an optional inline policy."""
+        body = {
+            "name": name,
+            "trust_policy": trust_policy,
+            "permission_policy": permission_policy,
+            "account": account,
+            "max_session_duration": max_session_duration,
+        }
+        return Role(**self._call("POST", "create-role", body))
+
     def stats(self) -> dict[str, dict[str, int]]:
+        """Successes and failures per caller (user name; a role session's assumed-role
+        ARN): get_session_token[_failed], assume_role[_failed]."""
         return self._call("GET", "stats")
 
     def expire_session(self, access_key_id: str) -> None:
         self._call("POST", "expire", {"access_key_id": access_key_id})
 
     def age_session(self, access_key_id: str, seconds: float) -> dict[str, Any]:
-        """Move an MFA session's MFA time `seconds` into the past (aws:MultiFactorAuthAge)."""
+        """Move an MFA session's MFA time `seconds` into the past (aws:MultiFactorAuthAge).
+
+        Works for role sessions too; sessions assumed earlier keep their own time."""
         return self._call("POST", "age-session", {"access_key_id": access_key_id, "seconds": seconds})
 
     def session_info(self, access_key_id: str) -> dict[str, Any] | None:
-        """{"user", "mfa", "expiration" (unix s), "issued", "mfa_auth_time"} or None."""
+        """{"user", "mfa", "expiration" (unix s), "issued", "mfa_auth_time"} or None;
+        role sessions add "account", "role", "role_arn", "session_name", "arn" (the
+        assumed-role ARN) and "assumed_by" (the caller's ARN); "user" is then the user
+        at the start of the chain."""
         return self._call("GET", "session", query={"access_key_id": access_key_id})
 
     def mfa_devices(self, user_name: str) -> list[dict[str, Any]]:

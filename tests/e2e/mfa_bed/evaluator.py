@@ -1,4 +1,4 @@
-"""IAM identity-policy evaluation with conditions, as AWS documents it.
+"""IAM identity- and trust-policy evaluation with conditions, as AWS documents it.
 
 Pure functions with no moto import, so tests can exercise them directly.
 
@@ -214,13 +214,79 @@ def evaluate(
     return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
 
 
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_ACCOUNT_ROOT = re.compile(r"arn:[a-z-]+:iam::([0-9]{12}):root")
+
+
+def principal_matches(entry: str, principals: Iterable[str], account: str) -> bool:
+    """One AWS principal of a resource-based policy against the caller.
+
+    `principals` are the ARNs that name the caller (an IAM user's ARN; for a role
+    session the role's ARN and the assumed-role session ARN), `account` its
+    account. `*` is anyone; an account id or `arn:...:iam::ID:root` is every
+    principal of that account. IAM allows no other wildcards in principals.
+    """
+    if entry == "*":
+        return True
+    if _ACCOUNT_ID.fullmatch(entry):
+        return entry == account
+    root = _ACCOUNT_ROOT.fullmatch(entry)
+    if root:
+        return root.group(1) == account
+    return entry in set(principals)
+
+
+def _principal_block_matches(block: Any, principals: Iterable[str], account: str) -> bool:
+    if block == "*":
+        return True
+    if not isinstance(block, Mapping):
+        return False
+    # Service, Federated and CanonicalUser principals never name an IAM caller.
+    entries = _listify(block.get("AWS", []))
+    return any(principal_matches(str(e), principals, account) for e in entries)
+
+
+def evaluate_trust(
+    policy: Mapping[str, Any],
+    action: str,
+    principals: Iterable[str],
+    account: str,
+    context: Mapping[str, str],
+) -> Decision:
+    """A role trust policy (resource-based, no Resource element) for one caller:
+    a statement applies when its Principal (or NotPrincipal) covers the caller,
+    its Action the action and its Condition the context; an explicit Deny wins."""
+    principals = list(principals)
+    allowed = False
+    for statement in _listify(policy.get("Statement", [])):
+        if "NotPrincipal" in statement:
+            if _principal_block_matches(statement["NotPrincipal"], principals, account):
+                continue
+        elif not _principal_block_matches(statement.get("Principal"), principals, account):
+            continue
+        if "NotAction" in statement:
+            if _action_matches(_listify(statement["NotAction"]), action):
+                continue
+        elif not _action_matches(_listify(statement.get("Action", [])), action):
+            continue
+        if not conditions_match(statement.get("Condition"), context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return Decision.EXPLICIT_DENY
+        if statement.get("Effect") == "Allow":
+            allowed = True
+    return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
+
+
 __all__ = [
     "Decision",
     "UnsupportedCondition",
     "condition_matches",
     "conditions_match",
     "evaluate",
+    "evaluate_trust",
     "lookup",
+    "principal_matches",
     "statement_applies",
     "substitute",
 ]

@@ -10,6 +10,11 @@ requirements.txt: these hooks follow its internals) so that:
 - requests signed with those credentials authenticate (ExpiredToken once expired)
   and are authorised with the user's policies, conditions included, using
   aws:MultiFactorAuthPresent / aws:MultiFactorAuthAge in the request context;
+- AssumeRole evaluates the role's trust policy (principal, sts:ExternalId, the MFA
+  keys of the calling session or of SerialNumber/TokenCode) and the caller's
+  identity policies, enforces the role-chaining and MaxSessionDuration limits, and
+  mints unique role sessions in the role's account that carry the caller's MFA
+  context; calls with them are authorised with the role's policies;
 - EnableMFADevice checks its two codes; ListMFADevices / GetUser default to the
   caller; ResyncMFADevice exists.
 
@@ -19,6 +24,7 @@ Bed state (sessions, statistics) lives in STATE and is cleared by moto's reset.
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import secrets
 import string
@@ -32,7 +38,7 @@ import moto
 from botocore.credentials import Credentials
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import InvalidClientTokenIdError, _RESTError
-from moto.core.responses import ActionResult, EmptyResult
+from moto.core.responses import ActionResult, BaseResponse, EmptyResult
 from moto.iam import access_control
 from moto.iam.access_control import (
     CreateAccessKeyFailure,
@@ -46,7 +52,7 @@ from moto.iam.exceptions import (
     IAMException,
     NotFoundException,
 )
-from moto.iam.models import IAMBackend, User, iam_backends
+from moto.iam.models import IAMBackend, Role, User, iam_backends
 from moto.iam.responses import IamResponse
 from moto.moto_api._internal.models import MotoAPIBackend
 from moto.sts.responses import TokenResponse
@@ -61,6 +67,10 @@ ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 MIN_DURATION = 900
 MAX_DURATION = 129600
 DEFAULT_DURATION = 43200
+# AssumeRole: the API's bounds, its default and the cap for calls with session keys.
+ROLE_MAX_DURATION = 43200
+ROLE_DEFAULT_DURATION = 3600
+ROLE_CHAINING_LIMIT = 3600
 
 MSG_BAD_SERIAL = (
     "MultiFactorAuthentication failed, unable to validate MFA code.  "
@@ -69,6 +79,13 @@ MSG_BAD_SERIAL = (
 MSG_BAD_CODE = "MultiFactorAuthentication failed with invalid MFA one time pass code."
 MSG_SESSION_CALLER = "Cannot call GetSessionToken with session credentials"
 MSG_EXPIRED = "The security token included in the request is expired"
+MSG_ROLE_CHAINING = (
+    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by "
+    "role chaining."
+)
+MSG_MAX_SESSION_DURATION = (
+    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+)
 
 
 # --------------------------------------------------------------------------- state
@@ -76,6 +93,12 @@ MSG_EXPIRED = "The security token included in the request is expired"
 
 @dataclass
 class Session:
+    """A GetSessionToken session of an IAM user, or (role_arn set) a role session.
+
+    For a role session, user_name is the IAM user at the start of the chain and
+    mfa / mfa_auth_time are carried over from the credentials that assumed it.
+    """
+
     access_key_id: str
     secret_access_key: str
     session_token: str
@@ -84,15 +107,46 @@ class Session:
     mfa_auth_time: float | None
     issued: float
     expiration: float
+    account: str = ACCOUNT_ID
+    role_arn: str | None = None
+    role_name: str | None = None
+    role_id: str | None = None
+    session_name: str | None = None
+    assumed_by: str | None = None
+
+    @property
+    def is_role(self) -> bool:
+        return self.role_arn is not None
+
+    @property
+    def arn(self) -> str:
+        """The assumed-role ARN of a role session (callers' ARN in errors, GetCallerIdentity)."""
+        role, name = self.role_name, self.session_name
+        return f"arn:{PARTITION}:sts::{self.account}:assumed-role/{role}/{name}"
+
+    @property
+    def stats_name(self) -> str:
+        """The caller's name in bed statistics: user name, or assumed-role ARN."""
+        return self.arn if self.is_role else self.user_name
 
     def info(self) -> dict[str, Any]:
-        return {
+        out = {
             "user": self.user_name,
             "mfa": self.mfa,
             "expiration": int(self.expiration),
             "issued": int(self.issued),
             "mfa_auth_time": self.mfa_auth_time,
         }
+        if self.is_role:
+            out.update(
+                account=self.account,
+                role=self.role_name,
+                role_arn=self.role_arn,
+                session_name=self.session_name,
+                arn=self.arn,
+                assumed_by=self.assumed_by,
+            )
+        return out
 
 
 class BedState:
@@ -107,20 +161,24 @@ class BedState:
             self.sessions: dict[str, Session] = {}
             self.succeeded: Counter[str] = Counter()
             self.failed: Counter[str] = Counter()
+            self.assumed: Counter[str] = Counter()
+            self.assume_failed: Counter[str] = Counter()
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self.lock:
             return {
                 "get_session_token": dict(self.succeeded),
                 "get_session_token_failed": dict(self.failed),
+                "assume_role": dict(self.assumed),
+                "assume_role_failed": dict(self.assume_failed),
             }
 
 
 STATE = BedState()
 
 
-def iam_backend() -> IAMBackend:
-    return iam_backends[ACCOUNT_ID][PARTITION]
+def iam_backend(account: str = ACCOUNT_ID) -> IAMBackend:
+    return iam_backends[account][PARTITION]
 
 
 # -------------------------------------------------------------------------- errors
@@ -199,6 +257,16 @@ def _session_for(access_key_id: str | None) -> Session | None:
     return STATE.sessions.get(access_key_id or "")
 
 
+def _check_session_token(session: Session, headers: Any) -> None:
+    if headers.get("X-Amz-Security-Token") != session.session_token:
+        raise CreateAccessKeyFailure(reason="InvalidToken")
+
+
+def _check_not_expired(session: Session) -> None:
+    if time.time() >= session.expiration:
+        raise BedError(403, "ExpiredToken", MSG_EXPIRED)
+
+
 class SessionAccessKey(IAMUserAccessKey):
     """A GetSessionToken credential: authorised with its user's policies."""
 
@@ -209,17 +277,62 @@ class SessionAccessKey(IAMUserAccessKey):
         self._owner_user_name = session.user_name
         self._access_key_id = session.access_key_id
         self._secret_access_key = session.secret_access_key
-        if headers.get("X-Amz-Security-Token") != session.session_token:
-            raise CreateAccessKeyFailure(reason="InvalidToken")
+        _check_session_token(session, headers)
         if session.user_name not in self.backend.users:
             raise CreateAccessKeyFailure(reason="InvalidId")
-        if time.time() >= session.expiration:
-            raise BedError(403, "ExpiredToken", MSG_EXPIRED)
+        _check_not_expired(session)
 
     def create_credentials(self) -> Credentials:
         return Credentials(
             self._access_key_id, self._secret_access_key, self.session.session_token
         )
+
+
+def find_role(role_arn: str) -> Role | None:
+    """The role an ARN names, in the account the ARN names."""
+    match = re.fullmatch(r"arn:aws:iam::([0-9]{12}):role/(?:[^/]+/)*[^/]+", role_arn or "")
+    if match is None:
+        return None
+    try:
+        return iam_backend(match.group(1)).get_role_by_arn(role_arn)
+    except NotFoundException:
+        return None
+
+
+class RoleSessionAccessKey:
+    """An AssumeRole credential: lives in the role's account and is authorised with
+    the role's policies (none once the role is deleted)."""
+
+    def __init__(self, session: Session, headers: Any):
+        self.account_id = session.account
+        self.partition = PARTITION
+        self.session = session
+        self._access_key_id = session.access_key_id
+        self._secret_access_key = session.secret_access_key
+        _check_session_token(session, headers)
+        _check_not_expired(session)
+
+    @property
+    def backend(self) -> IAMBackend:
+        return iam_backend(self.account_id)
+
+    @property
+    def arn(self) -> str:
+        return self.session.arn
+
+    def role(self) -> Role | None:
+        return find_role(self.session.role_arn or "")
+
+    def create_credentials(self) -> Credentials:
+        return Credentials(
+            self._access_key_id, self._secret_access_key, self.session.session_token
+        )
+
+    def collect_policies(self) -> list[Any]:
+        role = self.role()
+        if role is None:
+            return []
+        return list(role.policies.values()) + list(role.managed_policies.values())
 
 
 _orig_create_access_key = access_control.create_access_key
@@ -229,9 +342,23 @@ def _create_access_key(
     account_id: str, partition: str, access_key_id: str, headers: dict[str, str]
 ) -> Any:
     session = _session_for(access_key_id)
+    if session is not None and session.is_role:
+        return RoleSessionAccessKey(session, headers)
     if session is not None:
         return SessionAccessKey(session, headers)
     return _orig_create_access_key(account_id, partition, access_key_id, headers)
+
+
+_orig_get_current_account = BaseResponse.get_current_account
+
+
+def _get_current_account(self: BaseResponse) -> str:
+    # moto routes a request by its access key's account; the bed's sessions are not
+    # moto access keys, so name their account here (a role session: the role's).
+    session = _session_for(self.get_access_key())
+    if session is not None:
+        return session.account
+    return _orig_get_current_account(self)
 
 
 # ------------------------------------------------------------------ authorisation
@@ -246,76 +373,158 @@ def _iso(ts: float) -> str:
     )
 
 
-def request_context(user: User, session: Session | None, now: float | None = None) -> dict[str, str]:
-    """Global condition keys for a call by an IAM user or one of its sessions.
+@dataclass
+class Caller:
+    """Who signed a request: an IAM user (long-term keys or one of its
+    GetSessionToken sessions) or a role session."""
 
-    Long-term keys carry no MFA keys at all (as on AWS); sessions say whether MFA
-    was used, and MFA sessions how long ago the code was checked.
-    """
-    now = time.time() if now is None else now
-    ctx = {
-        "aws:username": user.name,
-        "aws:userid": user.id,
-        "aws:PrincipalArn": user.arn,
-        "aws:PrincipalAccount": ACCOUNT_ID,
-        "aws:PrincipalType": "User",
-        "aws:CurrentTime": _iso(now),
-        "aws:EpochTime": str(int(now)),
-        "aws:SecureTransport": "false",
-    }
-    if session is not None:
-        ctx["aws:TokenIssueTime"] = _iso(session.issued)
-        ctx["aws:MultiFactorAuthPresent"] = "true" if session.mfa else "false"
-        if session.mfa and session.mfa_auth_time is not None:
-            ctx["aws:MultiFactorAuthAge"] = str(max(0, int(now - session.mfa_auth_time)))
-    return ctx
+    key: Any  # the access key object, for its policies
+    arn: str  # user ARN or assumed-role ARN, as errors name the caller
+    account: str
+    # What a trust policy may name to mean this caller.
+    principal_arns: tuple[str, ...]
+    user: User | None
+    role: Role | None
+    session: Session | None
+
+    @property
+    def stats_name(self) -> str:
+        if self.session is not None:
+            return self.session.stats_name
+        return self.user.name  # type: ignore[union-attr]
+
+    @property
+    def origin_user(self) -> str:
+        """The IAM user at the start of this caller's chain of sessions."""
+        if self.session is not None:
+            return self.session.user_name
+        return self.user.name  # type: ignore[union-attr]
+
+    def policies(self) -> list[dict[str, Any]]:
+        return [IAMPolicy(p)._policy_json for p in self.key.collect_policies()]
+
+    def context(
+        self, now: float | None = None, mfa: bool | None = None, mfa_auth_time: float | None = None
+    ) -> dict[str, str]:
+        """Global condition keys of this caller's request.
+
+        Long-term keys carry no MFA keys at all (as on AWS); sessions say whether MFA
+        was used, and MFA sessions how long ago the code was checked. `mfa` given
+        (long-term keys with SerialNumber/TokenCode in AssumeRole) overrides that.
+        """
+        now = time.time() if now is None else now
+        session = self.session
+        ctx = {
+            "aws:PrincipalArn": self.principal_arns[0],
+            "aws:PrincipalAccount": self.account,
+            "aws:CurrentTime": _iso(now),
+            "aws:EpochTime": str(int(now)),
+            "aws:SecureTransport": "false",
+        }
+        if session is not None and session.is_role:
+            ctx["aws:userid"] = f"{session.role_id}:{session.session_name}"
+            ctx["aws:PrincipalType"] = "AssumedRole"
+        elif self.user is not None:
+            ctx["aws:username"] = self.user.name
+            ctx["aws:userid"] = self.user.id
+            ctx["aws:PrincipalType"] = "User"
+        if mfa is None and session is not None:
+            mfa, mfa_auth_time = session.mfa, session.mfa_auth_time
+        if session is not None:
+            ctx["aws:TokenIssueTime"] = _iso(session.issued)
+        if mfa is not None:
+            ctx["aws:MultiFactorAuthPresent"] = "true" if mfa else "false"
+            if mfa and mfa_auth_time is not None:
+                ctx["aws:MultiFactorAuthAge"] = str(max(0, int(now - mfa_auth_time)))
+        return ctx
+
+
+def caller_of(key: Any) -> Caller | None:
+    """The caller behind an authenticated access key; None for key kinds the bed
+    leaves to moto (AssumeRoleWithWebIdentity/SAML sessions)."""
+    if isinstance(key, RoleSessionAccessKey):
+        session = key.session
+        role = key.role()
+        return Caller(
+            key=key,
+            arn=session.arn,
+            account=session.account,
+            principal_arns=(session.role_arn or "", session.arn),
+            user=None,
+            role=role,
+            session=session,
+        )
+    if isinstance(key, IAMUserAccessKey):
+        user = key.backend.get_user(key._owner_user_name)
+        return Caller(
+            key=key,
+            arn=user.arn,
+            account=key.account_id,
+            principal_arns=(user.arn,),
+            user=user,
+            role=None,
+            session=getattr(key, "session", None),
+        )
+    return None
+
+
+def _identity_denied(
+    caller_arn: str, action: str, resource: str, decision: evaluator.Decision
+) -> BedError:
+    where = f" on resource: {resource}" if resource != "*" else ""
+    if decision is evaluator.Decision.EXPLICIT_DENY:
+        why = " with an explicit deny in an identity-based policy"
+    else:
+        why = f" because no identity-based policy allows the {action} action"
+    return BedError(
+        403,
+        "AccessDenied",
+        f"User: {caller_arn} is not authorized to perform: {action}{where}{why}",
+    )
+
+
+def _evaluate(function: Any, *args: Any) -> evaluator.Decision:
+    """An evaluator call; an operator it does not implement fails the request loudly."""
+    try:
+        return function(*args)
+    except evaluator.UnsupportedCondition as exc:
+        raise BedError(500, "InternalFailure", f"mfa_bed: {exc}") from exc
 
 
 _orig_check_action_permitted = IAMRequestBase.check_action_permitted
 
 
 def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
-    if self._action.lower() in ALWAYS_ALLOWED:
+    action = self._action.lower()
+    if action in ALWAYS_ALLOWED:
         return
-    key = self._access_key
-    if not isinstance(key, IAMUserAccessKey) or ":role" in resource.lower():
-        # Roles and trust policies: leave moto's own logic in charge.
+    if action == "sts:assumerole":
+        # Authorised by the AssumeRole handler: its request context may hold the
+        # MFA of SerialNumber/TokenCode, and the trust policy has its say.
+        return
+    caller = caller_of(self._access_key)
+    if caller is None:
         return _orig_check_action_permitted(self, resource)
-
-    user = key.backend.get_user(key._owner_user_name)
-    documents = [IAMPolicy(p)._policy_json for p in key.collect_policies()]
-    context = request_context(user, getattr(key, "session", None))
-    try:
-        decision = evaluator.evaluate(documents, self._action, resource, context)
-    except evaluator.UnsupportedCondition as exc:
-        raise BedError(500, "InternalFailure", f"mfa_bed: {exc}") from exc
-
-    if decision is evaluator.Decision.ALLOW:
-        return
-    where = f" on resource: {resource}" if resource != "*" else ""
-    if decision is evaluator.Decision.EXPLICIT_DENY:
-        why = " with an explicit deny in an identity-based policy"
-    else:
-        why = f" because no identity-based policy allows the {self._action} action"
-    raise BedError(
-        403,
-        "AccessDenied",
-        f"User: {key.arn} is not authorized to perform: {self._action}{where}{why}",
+    decision = _evaluate(
+        evaluator.evaluate, caller.policies(), self._action, resource, caller.context()
     )
+    if decision is not evaluator.Decision.ALLOW:
+        raise _identity_denied(caller.arn, self._action, resource, decision)
 
 
 def caller_user_name(access_key_id: str) -> str | None:
+    """The IAM user signing with this key; None for role sessions and unknown keys."""
     session = _session_for(access_key_id)
     if session is not None:
-        return session.user_name
+        return None if session.is_role else session.user_name
     user = iam_backend().get_user_from_access_key_id(access_key_id)
     return user.name if user else None
 
 
-def user_arn(name: str) -> str:
-    user = iam_backend().users.get(name)
+def user_arn(name: str, account: str = ACCOUNT_ID) -> str:
+    user = iam_backend(account).users.get(name)
     path = user.path if user else "/"
-    return f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user{path}{name}"
+    return f"arn:{PARTITION}:iam::{account}:user{path}{name}"
 
 
 # IAM actions whose resource is the caller's own user when UserName is omitted.
@@ -345,17 +554,18 @@ def _iam_determine_resource(self: IamResponse) -> str:
     if resource != "*":
         return resource
     action = self._get_action()
+    account = self.current_account
     if action == "CreateVirtualMFADevice":
         path = self._get_param("Path") or "/"
         name = self._get_param("VirtualMFADeviceName") or ""
-        return f"arn:{PARTITION}:iam::{ACCOUNT_ID}:mfa{path}{name}"
+        return f"arn:{PARTITION}:iam::{account}:mfa{path}{name}"
     if action == "DeleteVirtualMFADevice":
         return self._get_param("SerialNumber") or "*"
     user_name = self._get_param("UserName")
     if user_name or action in _USER_SCOPED:
         name = user_name or caller_user_name(self.get_access_key())
         if name:
-            return user_arn(name)
+            return user_arn(name, account)
     return "*"
 
 
@@ -368,7 +578,7 @@ def _get_user_from_access_key_id(self: IAMBackend, access_key_id: str) -> User |
     # Makes GetCallerIdentity and GetUser answer the user for its sessions too.
     session = _session_for(access_key_id)
     if session is not None:
-        return self.users.get(session.user_name)
+        return None if session.is_role else self.users.get(session.user_name)
     return _orig_get_user_from_access_key_id(self, access_key_id)
 
 
@@ -448,7 +658,16 @@ def _random(alphabet: str, n: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
-def mint_session(user_name: str, duration: int, mfa: bool, now: float | None = None) -> Session:
+def mint_session(
+    user_name: str,
+    duration: int,
+    mfa: bool,
+    now: float | None = None,
+    mfa_auth_time: float | None = None,
+    **role: Any,
+) -> Session:
+    """New unique credentials; `role` (account, role_arn, ...) makes a role session,
+    and mfa_auth_time then carries the MFA time of the credentials that assumed it."""
     now = time.time() if now is None else now
     session = Session(
         access_key_id="ASIA" + _random(_KEY_ALPHABET, 16),
@@ -457,51 +676,93 @@ def mint_session(user_name: str, duration: int, mfa: bool, now: float | None = N
         session_token="IQoJb3JpZ2luX2VjE" + _random(_SECRET_ALPHABET, 340),
         user_name=user_name,
         mfa=mfa,
-        mfa_auth_time=now if mfa else None,
+        mfa_auth_time=(now if mfa_auth_time is None else mfa_auth_time) if mfa else None,
         issued=now,
         # Whole seconds, as AWS reports Expiration.
         expiration=float(int(now) + duration),
+        **role,
     )
     STATE.sessions[session.access_key_id] = session
     return session
 
 
-def _check_duration(raw: Any) -> int:
+def _raise_validation(errors: list[str]) -> None:
+    """AWS's model-validation error, listing every failed constraint."""
+    if errors:
+        plural = "s" if len(errors) > 1 else ""
+        raise _validation_error(
+            f"{len(errors)} validation error{plural} detected: " + "; ".join(errors)
+        )
+
+
+def _duration_errors(raw: Any, default: int, maximum: int, errors: list[str]) -> int:
     if raw in (None, ""):
-        return DEFAULT_DURATION
+        return default
     try:
         duration = int(raw)
     except (TypeError, ValueError):
-        raise _validation_error(
-            f"1 validation error detected: Value '{raw}' at 'durationSeconds' "
-            "failed to satisfy constraint: Member must be an integer"
-        ) from None
-    if duration < MIN_DURATION:
-        raise _validation_error(
-            f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed "
-            f"to satisfy constraint: Member must have value greater than or equal to {MIN_DURATION}"
+        errors.append(
+            f"Value '{raw}' at 'durationSeconds' failed to satisfy constraint: "
+            "Member must be an integer"
         )
-    if duration > MAX_DURATION:
-        raise _validation_error(
-            f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed "
-            f"to satisfy constraint: Member must have value less than or equal to {MAX_DURATION}"
+        return default
+    if duration < MIN_DURATION:
+        errors.append(
+            f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: "
+            f"Member must have value greater than or equal to {MIN_DURATION}"
+        )
+    elif duration > maximum:
+        errors.append(
+            f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: "
+            f"Member must have value less than or equal to {maximum}"
         )
     return duration
 
 
-def _check_token_code_format(code: str) -> None:
-    if len(code) < 6:
-        rule = "Member must have length greater than or equal to 6"
-    elif len(code) > 6:
-        rule = "Member must have length less than or equal to 6"
-    elif not re.fullmatch(r"[0-9]{6}", code):
-        rule = "Member must satisfy regular expression pattern: [\\d]*"
+def _string_errors(
+    name: str,
+    value: Any,
+    errors: list[str],
+    min_len: int,
+    max_len: int,
+    pattern: str,
+    shown: str,
+    required: bool = False,
+) -> None:
+    """Length and pattern constraints of one string parameter (AWS's wording)."""
+    if value is None:
+        if required:
+            errors.append(
+                f"Value null at '{name}' failed to satisfy constraint: Member must not be null"
+            )
+        return
+    value = str(value)
+    if len(value) < min_len:
+        rule = f"Member must have length greater than or equal to {min_len}"
+    elif len(value) > max_len:
+        rule = f"Member must have length less than or equal to {max_len}"
+    elif not re.fullmatch(pattern, value):
+        rule = f"Member must satisfy regular expression pattern: {shown}"
     else:
         return
-    raise _validation_error(
-        f"1 validation error detected: Value '{code}' at 'tokenCode' "
-        f"failed to satisfy constraint: {rule}"
-    )
+    errors.append(f"Value '{value}' at '{name}' failed to satisfy constraint: {rule}")
+
+
+def _token_code_errors(code: Any, errors: list[str]) -> None:
+    _string_errors("tokenCode", code, errors, 6, 6, r"[0-9]*", "[\\d]*")
+
+
+def _check_duration(raw: Any) -> int:
+    errors: list[str] = []
+    duration = _duration_errors(raw, DEFAULT_DURATION, MAX_DURATION, errors)
+    _raise_validation(errors)
+    return duration
+
+
+def _check_token_code_format(code: str) -> None:
+    errors: list[str] = []
+    _token_code_errors(code, errors)
+    _raise_validation(errors)
 
 
 def _issue(response: TokenResponse, user: User) -> Session:
@@ -528,7 +789,7 @@ def _get_session_token(self: TokenResponse) -> ActionResult:
     with STATE.lock:
         session = _session_for(access_key_id)
         if session is not None:
-            STATE.failed[session.user_name] += 1
+            STATE.failed[session.stats_name] += 1
             raise BedError(403, "AccessDenied", MSG_SESSION_CALLER)
         user = iam_backend().get_user_from_access_key_id(access_key_id)
         if user is None:
@@ -553,6 +814,176 @@ def _get_session_token(self: TokenResponse) -> ActionResult:
             }
         }
     )
+
+
+# ----------------------------------------------------------------------- AssumeRole
+
+
+def _assume_role_params(response: TokenResponse) -> dict[str, Any]:
+    """AssumeRole's parameters, checked against the STS model's constraints."""
+    get = response._get_param
+    errors: list[str] = []
+    role_arn = get("RoleArn")
+    _string_errors("roleArn", role_arn, errors, 20, 2048, r"(?s).*", "", required=True)
+    session_name = get("RoleSessionName")
+    _string_errors(
+        "roleSessionName", session_name, errors, 2, 64, r"[\w+=,.@-]*", "[\\w+=,.@-]*",
+        required=True,
+    )
+    duration = _duration_errors(
+        get("DurationSeconds"), ROLE_DEFAULT_DURATION, ROLE_MAX_DURATION, errors
+    )
+    external_id = get("ExternalId")
+    _string_errors(
+        "externalId", external_id, errors, 2, 1224, r"[\w+=,.@:/-]*", "[\\w+=,.@:\\/-]*"
+    )
+    serial = get("SerialNumber")
+    _string_errors("serialNumber", serial, errors, 9, 256, r"[\w+=/:,.@-]*", "[\\w+=/:,.@-]*")
+    code = get("TokenCode")
+    _token_code_errors(code, errors)
+    _raise_validation(errors)
+    return {
+        "role_arn": str(role_arn),
+        "session_name": str(session_name),
+        "duration": duration,
+        "external_id": None if external_id is None else str(external_id),
+        "serial": serial or None,
+        "code": None if code is None else str(code),
+    }
+
+
+def _assume(caller: Caller, params: dict[str, Any]) -> Session:
+    """Authorise and mint one role session. Checked in this order: the role-chaining
+    cap, the MFA code (spent once accepted), the caller's identity policies, the
+    trust policy (a missing role is denied alike), the role's MaxSessionDuration.
+
+    One request context serves both policies: with SerialNumber/TokenCode it says
+    MFA present, age 0, as the role session will."""
+    role_arn, duration = params["role_arn"], params["duration"]
+    if caller.session is not None and duration > ROLE_CHAINING_LIMIT:
+        raise _validation_error(MSG_ROLE_CHAINING)
+
+    now = time.time()
+    mfa: bool | None = None
+    mfa_auth_time: float | None = None
+    if params["serial"]:
+        user = caller.user
+        device = iam_backend(caller.account).virtual_mfa_devices.get(params["serial"])
+        if user is None or device is None or params["serial"] not in user.mfa_devices:
+            raise BedError(403, "AccessDenied", MSG_BAD_SERIAL)
+        if not params["code"] or not spend_code(device, params["code"]):
+            raise BedError(403, "AccessDenied", MSG_BAD_CODE)
+        mfa, mfa_auth_time = True, now
+    elif params["code"]:
+        raise BedError(403, "AccessDenied", MSG_BAD_SERIAL)
+
+    context = caller.context(now, mfa, mfa_auth_time)
+    context["sts:RoleSessionName"] = params["session_name"]
+    if params["external_id"] is not None:
+        context["sts:ExternalId"] = params["external_id"]
+
+    action = "sts:AssumeRole"
+    decision = _evaluate(evaluator.evaluate, caller.policies(), action, role_arn, context)
+    if decision is not evaluator.Decision.ALLOW:
+        raise _identity_denied(caller.arn, action, role_arn, decision)
+
+    denied = BedError(
+        403,
+        "AccessDenied",
+        f"User: {caller.arn} is not authorized to perform: {action} on resource: {role_arn}",
+    )
+    role = find_role(role_arn)
+    if role is None:
+        raise denied
+    try:
+        trust = json.loads(role.assume_role_policy_document)
+    except (TypeError, ValueError):
+        raise denied from None
+    decision = _evaluate(
+        evaluator.evaluate_trust, trust, action, caller.principal_arns, caller.account, context
+    )
+    if decision is not evaluator.Decision.ALLOW:
+        raise denied
+
+    if duration > int(role.max_session_duration or ROLE_DEFAULT_DURATION):
+        raise _validation_error(MSG_MAX_SESSION_DURATION)
+
+    if mfa is None and caller.session is not None:
+        mfa, mfa_auth_time = caller.session.mfa, caller.session.mfa_auth_time
+    return mint_session(
+        caller.origin_user,
+        duration,
+        mfa=bool(mfa),
+        now=now,
+        mfa_auth_time=mfa_auth_time,
+        account=role.account_id,
+        role_arn=role.arn,
+        role_name=role.name,
+        role_id=role.id,
+        session_name=params["session_name"],
+        assumed_by=caller.arn,
+    )
+
+
+def _assume_role(self: TokenResponse) -> ActionResult:
+    with STATE.lock:
+        key = _create_access_key(
+            self.current_account, PARTITION, self.get_access_key(), self.headers
+        )
+        caller = caller_of(key)
+        if caller is None:
+            raise InvalidClientTokenIdError()
+        try:
+            params = _assume_role_params(self)
+            minted = _assume(caller, params)
+        except Exception:
+            STATE.assume_failed[caller.stats_name] += 1
+            raise
+        STATE.assumed[caller.stats_name] += 1
+
+    expiration = datetime.datetime.fromtimestamp(
+        minted.expiration, datetime.timezone.utc
+    ).replace(tzinfo=None)
+    return ActionResult(
+        {
+            "Credentials": {
+                "AccessKeyId": minted.access_key_id,
+                "SecretAccessKey": minted.secret_access_key,
+                "SessionToken": minted.session_token,
+                "Expiration": expiration,
+            },
+            "AssumedRoleUser": {
+                "AssumedRoleId": f"{minted.role_id}:{minted.session_name}",
+                "Arn": minted.arn,
+            },
+        }
+    )
+
+
+_orig_sts_determine_resource = TokenResponse._determine_resource
+
+
+def _sts_determine_resource(self: TokenResponse) -> str:
+    # moto's indexes RoleArn unguarded: a call without one would be a 500.
+    if "AssumeRole" in self.querystring.get("Action", []) and not self.querystring.get("RoleArn"):
+        return "*"
+    return _orig_sts_determine_resource(self)
+
+
+_orig_get_caller_identity = TokenResponse.get_caller_identity
+
+
+def _get_caller_identity(self: TokenResponse) -> ActionResult:
+    session = _session_for(self.get_access_key())
+    if session is not None and session.is_role:
+        return ActionResult(
+            {
+                "UserId": f"{session.role_id}:{session.session_name}",
+                "Account": session.account,
+                "Arn": session.arn,
+            }
+        )
+    return _orig_get_caller_identity(self)
 
 
 # ----------------------------------------------------------------------- reset hook
@@ -583,6 +1014,7 @@ def apply() -> None:
     _RESTError.__init__ = _rest_error_init
     access_control.create_access_key = _create_access_key
     IAMRequestBase.check_action_permitted = _check_action_permitted
+    BaseResponse.get_current_account = _get_current_account
     IamResponse._determine_resource = _iam_determine_resource
     IamResponse.list_mfa_devices = _list_mfa_devices
     IamResponse.resync_mfa_device = _resync_mfa_device
@@ -590,5 +1022,8 @@ def apply() -> None:
     IAMBackend.enable_mfa_device = _enable_mfa_device
     IAMBackend.delete_virtual_mfa_device = _delete_virtual_mfa_device
     TokenResponse.get_session_token = _get_session_token
+    TokenResponse.assume_role = _assume_role
+    TokenResponse._determine_resource = _sts_determine_resource
+    TokenResponse.get_caller_identity = _get_caller_identity
     MotoAPIBackend.reset = _moto_api_reset
     _applied = True

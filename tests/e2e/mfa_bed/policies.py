@@ -1,8 +1,9 @@
-"""Identity policy documents for test users.
+"""Policy documents for test users and roles.
 
-Based on AWS's published example "DenyAllExceptListedIfNoMFA" (users manage their
-own virtual MFA device; everything else needs MFA). Each function returns a fresh
-dict, so callers may modify it.
+User policies are based on AWS's published example "DenyAllExceptListedIfNoMFA"
+(users manage their own virtual MFA device; everything else needs MFA); role trust
+and permission policies follow. Each function returns a fresh dict, so callers may
+modify it.
 """
 
 from __future__ import annotations
@@ -136,3 +137,74 @@ def bool_console_only() -> dict[str, Any]:
 def allow_all() -> dict[str, Any]:
     """No MFA requirement at all."""
     return {"Version": VERSION, "Statement": [_allow_all("AllowAll")]}
+
+
+# ----------------------------------------------------------- roles: trust policies
+
+DEFAULT_ACCOUNT = "123456789012"
+
+
+def trust(
+    principals: str | list[str],
+    mfa: bool = True,
+    external_id: str | None = None,
+    max_mfa_age: int | None = None,
+) -> dict[str, Any]:
+    """A role trust policy letting `principals` (ARNs, account ids or "*") call
+    sts:AssumeRole: with MFA present (Bool aws:MultiFactorAuthPresent true) unless
+    mfa=False, the given sts:ExternalId (StringEquals) and, with max_mfa_age, an MFA
+    sign-in younger than that many seconds (NumericLessThan aws:MultiFactorAuthAge)."""
+    condition: dict[str, dict[str, str]] = {}
+    if mfa:
+        condition["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
+    if external_id is not None:
+        condition["StringEquals"] = {"sts:ExternalId": external_id}
+    if max_mfa_age is not None:
+        condition["NumericLessThan"] = {"aws:MultiFactorAuthAge": str(int(max_mfa_age))}
+    statement: dict[str, Any] = {
+        "Sid": "AllowAssumeRole",
+        "Effect": "Allow",
+        "Principal": {"AWS": principals},
+        "Action": "sts:AssumeRole",
+    }
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": VERSION, "Statement": [statement]}
+
+
+def trust_user(user_arn: str, **kwargs: Any) -> dict[str, Any]:
+    """Trust one IAM user (by ARN); keyword arguments as for trust()."""
+    return trust(user_arn, **kwargs)
+
+
+def trust_account(account: str = DEFAULT_ACCOUNT, **kwargs: Any) -> dict[str, Any]:
+    """Trust every principal of an account (`arn:aws:iam::ACCOUNT:root`), whose own
+    identity policies must then allow sts:AssumeRole; keyword arguments as for trust()."""
+    return trust(f"arn:aws:iam::{account}:root", **kwargs)
+
+
+def trust_role(role_arn: str, **kwargs: Any) -> dict[str, Any]:
+    """Trust sessions of another role (role chaining); keyword arguments as for trust()."""
+    return trust(role_arn, **kwargs)
+
+
+# ------------------------------------------------------- roles: permission policies
+
+
+def allow_actions(actions: str | list[str], require_mfa: bool = False) -> dict[str, Any]:
+    """Allow `actions` on every resource; with require_mfa, deny everything to
+    sessions without MFA (BoolIfExists aws:MultiFactorAuthPresent false)."""
+    statements: list[dict[str, Any]] = [
+        {"Sid": "AllowActions", "Effect": "Allow", "Action": actions, "Resource": "*"}
+    ]
+    if require_mfa:
+        statements.append(
+            {
+                "Sid": "DenyAllIfNoMFA",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}},
+            }
+        )
+    return {"Version": VERSION, "Statement": statements}

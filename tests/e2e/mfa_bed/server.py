@@ -5,11 +5,13 @@ mfa_bed.patches, plus an admin API under /stsmfa-bed/ (JSON, no AWS signature)
 that tests use to set up users and look at or change the bed's state:
 
   POST /stsmfa-bed/create-user   {"name", "policy", "mfa"} -> user with keys, serial, seed
+  POST /stsmfa-bed/create-role   {"name", "trust_policy", "permission_policy", "account",
+                                  "max_session_duration"} -> {"arn", "name", "account"}
   POST /stsmfa-bed/reset         fresh state (as POST /moto-api/reset; auth stays on)
-  GET  /stsmfa-bed/stats         GetSessionToken successes and failures per user
-  POST /stsmfa-bed/expire        {"access_key_id"}: that session is expired from now on
+  GET  /stsmfa-bed/stats         GetSessionToken / AssumeRole successes and failures per caller
+  POST /stsmfa-bed/expire        {"access_key_id"}: that session (user or role) is expired
   POST /stsmfa-bed/age-session   {"access_key_id", "seconds"}: MFA time moved back
-  GET  /stsmfa-bed/session?access_key_id=...   -> session info or null
+  GET  /stsmfa-bed/session?access_key_id=...   -> session info (role info too) or null
   GET  /stsmfa-bed/mfa-devices?user=NAME       -> [{"serial", "enabled"}]
   GET  /stsmfa-bed/virtual-devices             -> [serial, ...]
 
@@ -23,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -86,6 +89,39 @@ def create_user(name: str, policy: dict[str, Any] | None, mfa: bool = True) -> d
     }
 
 
+def create_role(
+    name: str,
+    trust_policy: dict[str, Any],
+    permission_policy: dict[str, Any] | None = None,
+    account: str = patches.ACCOUNT_ID,
+    max_session_duration: int = 3600,
+) -> dict[str, Any]:
+    """A role in `account` (any 12-digit id: moto keeps one IAM per account) with a
+    trust policy and, optionally, an inline permission policy."""
+    if not re.fullmatch(r"[0-9]{12}", account):
+        raise AdminError(400, f"account must be 12 digits, not {account!r}")
+    if not isinstance(trust_policy, dict):
+        raise AdminError(400, "trust_policy (a policy document) is required")
+    if not 3600 <= max_session_duration <= 43200:
+        raise AdminError(400, "max_session_duration must be 3600..43200 (as IAM requires)")
+    backend = iam_backend(account)
+    with STATE.lock:
+        if any(role.name == name for role in backend.get_roles()):
+            raise AdminError(409, f"Role {name} already exists in {account}")
+        role = backend.create_role(
+            role_name=name,
+            assume_role_policy_document=json.dumps(trust_policy),
+            path="/",
+            permissions_boundary=None,
+            description="",
+            tags=[],
+            max_session_duration=str(max_session_duration),
+        )
+        if permission_policy is not None:
+            backend.put_role_policy(name, "stsmfa-bed", json.dumps(permission_policy))
+    return {"arn": role.arn, "name": role.name, "account": account}
+
+
 def mfa_devices(user_name: str) -> list[dict[str, Any]]:
     """The user's enabled devices, and unassigned virtual devices named after them."""
     backend = iam_backend()
@@ -121,6 +157,20 @@ def handle_admin(request: Request) -> Any:
         if not body.get("name"):
             raise AdminError(400, "name is required")
         return create_user(str(body["name"]), body.get("policy"), bool(body.get("mfa", True)))
+    if (method, route) == ("POST", "create-role"):
+        if not body.get("name"):
+            raise AdminError(400, "name is required")
+        try:
+            max_duration = int(body.get("max_session_duration") or 3600)
+        except (TypeError, ValueError):
+            raise AdminError(400, "max_session_duration must be an integer") from None
+        return create_role(
+            str(body["name"]),
+            body.get("trust_policy"),
+            body.get("permission_policy"),
+            str(body.get("account") or patches.ACCOUNT_ID),
+            max_duration,
+        )
     if (method, route) == ("POST", "expire"):
         with STATE.lock:
             session = _session(body)
