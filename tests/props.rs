@@ -4,10 +4,11 @@
 //! long (see README, "Fuzzing").
 
 use proptest::prelude::*;
+use stsmfa::cli::EnvFormat;
 use stsmfa::commands::enroll::add_mfa_serial;
 use stsmfa::config::{parse_duration, session_duration};
 use stsmfa::credentials::Session;
-use stsmfa::output::sh_quote;
+use stsmfa::output::{env_lines, sh_quote};
 use stsmfa::prompt::parse_code;
 use stsmfa::secret::Secret;
 use stsmfa::sts::StsError;
@@ -95,5 +96,30 @@ proptest! {
             .output()
             .unwrap();
         prop_assert_eq!(String::from_utf8(out.stdout).unwrap(), v);
+    }
+
+    /// Whatever dotenv writes, `set -a; . file` reads back exactly and runs
+    /// nothing of it.
+    #[test]
+    fn dotenv_is_literal_for_sh(v in prop_oneof![
+        "[a-z `\"();|&<>*?~#!{}^%=é-]{0,24}",
+        "[ -~\t\n]{0,24}",
+    ]) {
+        let Ok(text) = env_lines(&[("V", v.clone())], EnvFormat::Dotenv) else {
+            return Ok(());
+        };
+        let dir = std::env::temp_dir().join(format!("stsmfa-props-dotenv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".env"), &text).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("set -a; . ./.env; printf %s \"$V\"")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        std::fs::remove_dir_all(&dir).unwrap();
+        prop_assert_eq!(String::from_utf8(out.stdout).unwrap(), v);
+        prop_assert_eq!(files, 1, "sourcing {:?} created a file", text);
     }
 }
