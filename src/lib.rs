@@ -24,6 +24,10 @@ pub mod sts;
 use std::borrow::Cow;
 use std::io::Write;
 
+/// The variable that asks stsmfa for shell completions. Not clap's default
+/// `COMPLETE`: a `COMPLETE=1` left in the environment must not hijack calls.
+pub const COMPLETE_VAR: &str = "STSMFA_COMPLETE";
+
 /// Makes text from servers and files harmless on a terminal: a newline in an
 /// AWS error message must not start a forged `hint:` line, nor an escape
 /// sequence move the cursor or retitle the window. Line breaks, C0 and C1
