@@ -1,6 +1,6 @@
 //! Property tests for every parser of outside input: the keyring entry,
 //! durations, MFA codes, STS error handling, the config-file edit and the
-//! shell quoting. `PROPTEST_CASES=100000 cargo test --test props` runs them
+//! shell and dotenv quoting. `PROPTEST_CASES=100000 cargo test --test props` runs them
 //! long (see README, "Fuzzing").
 
 use proptest::prelude::*;
@@ -83,6 +83,23 @@ proptest! {
             prop_assert!(it.any(|k| *k == l), "line {:?} lost", l);
         }
         prop_assert!(out.contains("mfa_serial = arn:aws:iam::1:mfa/p"));
+    }
+
+    /// A CRLF file stays CRLF: the same edit as for its LF form, line for line.
+    #[test]
+    fn config_edit_keeps_crlf(
+        lines in proptest::collection::vec("[a-z_]{1,8} = [ -~]{0,20}|# [ -~]{0,20}|\\[profile [a-z]{1,6}\\]|\\[default\\]|", 1..30),
+        profile in "[a-z]{1,6}",
+        trailing in any::<bool>(),
+    ) {
+        let end = if trailing { "\n" } else { "" };
+        let lf = lines.join("\n") + end;
+        // A file of one line without an ending has no ending to keep.
+        prop_assume!(lf.contains('\n'));
+        let crlf = lf.replace('\n', "\r\n");
+        let out = add_mfa_serial(&crlf, &profile, "arn:aws:iam::1:mfa/p");
+        prop_assert!(!out.replace("\r\n", "").contains('\n'), "a bare LF in {:?}", out);
+        prop_assert_eq!(out.replace("\r\n", "\n"), add_mfa_serial(&lf, &profile, "arn:aws:iam::1:mfa/p"));
     }
 }
 
