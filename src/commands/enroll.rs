@@ -61,21 +61,26 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
     // From here until the device is enabled, Ctrl-C, SIGTERM and SIGHUP
     // end the prompt instead of the process, so that the device is deleted
     // again: a device left created but not enabled blocks the next enroll.
-    let signals = interrupt::catch();
-    let device = create_device(&aws, &user, &id.account)?;
-    let activated = interrupted()
-        .and_then(|()| activate(&aws, args, &mut term, &user, &id.account, &device, &profile));
-    let last_code = match activated {
-        Ok(code) => code,
-        Err(e) => return Err(cleanup(&aws, &device.serial, e)),
+    let (device, last_code) = {
+        let _signals = interrupt::catch();
+        let device = create_device(&aws, &user, &id.account)?;
+        let activated = interrupted()
+            .and_then(|()| activate(&aws, args, &mut term, &user, &id.account, &device, &profile));
+        match activated {
+            Ok(code) => (device, code),
+            Err(e) => return Err(cleanup(&aws, &device.serial, e)),
+        }
     };
     let serial = crate::escape(&device.serial);
     interrupted().map_err(|e| {
-        e.hint(format!("MFA device {serial} is enabled nevertheless; add `mfa_serial = {serial}` to [{}] in ~/.aws/config", section_name(&profile)))
+        let section = section_name(&profile);
+        e.hint(format!(
+            "MFA device {serial} is enabled nevertheless; add `mfa_serial = {serial}` to [{section}] in ~/.aws/config"
+        ))
     })?;
-    drop(signals);
     crate::emit(&format!(
-        "\nMFA device {serial} is enabled for IAM user {user}.\n"
+        "\nMFA device {serial} is enabled for IAM user {}.\n",
+        crate::escape(&user)
     ));
     // The code just spent must not be sent again for the first session.
     UsedCodes::new(&settings.state_dir, &device.serial).record(&last_code, SystemTime::now());
@@ -101,13 +106,15 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
             .status()
             .map_err(|e| fail!("cannot run stsmfa: {e}"))?;
         if out.success() {
+            let profile = crate::escape(&profile);
             crate::emit(&format!(
                 "A session for {profile} is cached. Try: aws sts get-caller-identity --profile {profile}-mfa\n"
             ));
         }
     } else {
         crate::emit(&format!(
-            "Next: `stsmfa credential-process {profile}` gets a session (see README for ~/.aws/config).\n"
+            "Next: `stsmfa credential-process {}` gets a session (see README for ~/.aws/config).\n",
+            crate::escape(&profile)
         ));
     }
     Ok(0)
@@ -172,11 +179,14 @@ fn activate(
         write_png(path, &qr)?;
         crate::emit(&format!(
             "QR code written to {} (readable by you only; delete it once scanned).\n",
-            path.display()
+            crate::escape(&path.display().to_string())
         ));
     }
     if args.show_secret {
-        crate::emit(&format!("Secret (base32): {}\n", device.seed.expose()));
+        crate::emit(&format!(
+            "Secret (base32): {}\n",
+            crate::escape(device.seed.expose())
+        ));
     }
     let first = term.code(profile, &device.serial, None)?;
     crate::emit("Now wait for the next code (a new one every 30 seconds) and enter it.\n");
