@@ -1,42 +1,63 @@
-//! Runs a command with the session in its environment and passes its exit
-//! status back: the child's code, or 128+N when it dies of signal N.
+//! Runs a command with the session in its environment.
+//!
+//! On Unix stsmfa has nothing left to do once the command starts, so it
+//! becomes the command (`execve`): signals from a terminal, `timeout` or
+//! `kill` reach it exactly once, and its exit status is its own. Elsewhere it
+//! waits for the child and passes its exit code back.
 
 use crate::error::Fail;
 use crate::fail;
 use std::process::Command;
 
-/// Runs `argv` (or `$SHELL`) and returns the exit code to leave with.
+/// Runs `argv` (or `$SHELL`). On Unix it returns only when the command could
+/// not be started; elsewhere with the exit code to leave with.
 pub fn run(argv: &[String], set: &[(&'static str, String)], unset: &[&str]) -> Result<u8, Fail> {
     let (prog, args) = match argv.split_first() {
-        Some((p, a)) => (p.clone(), a.to_vec()),
+        Some((p, a)) => (p.clone(), a),
         None => (
             std::env::var("SHELL")
                 .ok()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(default_shell),
-            Vec::new(),
+            &[][..],
         ),
     };
-    let mut cmd = Command::new(&prog);
-    cmd.args(&args);
+    let mut cmd = command(&prog, args, set, unset);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        crate::harden::restore_child_limits();
+        Err(cannot_run(&prog, cmd.exec()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd
+            .spawn()
+            .map_err(|e| cannot_run(&prog, e))?
+            .wait()
+            .map_err(|e| fail!("lost track of '{prog}': {e}"))?;
+        Ok(status.code().map(|c| (c & 0xff) as u8).unwrap_or(1))
+    }
+}
+
+/// The command with the session's variables set and the conflicting ones removed.
+fn command(prog: &str, args: &[String], set: &[(&'static str, String)], unset: &[&str]) -> Command {
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
     for k in unset {
         cmd.env_remove(k);
     }
     cmd.envs(set.iter().map(|(k, v)| (*k, v.as_str())));
-    let mut child = cmd.spawn().map_err(|e| {
-        let f = fail!("cannot run '{prog}': {e}");
-        if e.kind() == std::io::ErrorKind::NotFound {
-            f.hint("check the command name and PATH")
-        } else {
-            f
-        }
-    })?;
-    #[cfg(unix)]
-    forward::start(child.id());
-    let status = child
-        .wait()
-        .map_err(|e| fail!("lost track of '{prog}': {e}"))?;
-    Ok(exit_code(status))
+    cmd
+}
+
+fn cannot_run(prog: &str, e: std::io::Error) -> Fail {
+    let f = fail!("cannot run '{prog}': {e}");
+    if e.kind() == std::io::ErrorKind::NotFound {
+        f.hint("check the command name and PATH")
+    } else {
+        f
+    }
 }
 
 fn default_shell() -> String {
@@ -47,77 +68,28 @@ fn default_shell() -> String {
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    #[cfg(unix)]
-    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
-        return 128u8.saturating_add(u8::try_from(sig).unwrap_or(127));
-    }
-    status.code().map(|c| (c & 0xff) as u8).unwrap_or(1)
-}
-
-/// Signals sent to stsmfa by `kill` reach the child. Signals from the
-/// terminal (Ctrl-C) already reach it as part of the foreground group, so
-/// they are not sent twice (Terraform takes a second Ctrl-C as "abort now").
-#[cfg(unix)]
-mod forward {
-    use std::sync::atomic::{AtomicI32, Ordering};
-
-    static CHILD: AtomicI32 = AtomicI32::new(0);
-    const SIGNALS: [libc::c_int; 6] = [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ];
-
-    extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-        // SI_USER, SI_QUEUE, SI_TKILL … are <= 0; the kernel's (tty) are > 0.
-        let from_user = info.is_null() || unsafe { (*info).si_code } <= 0;
-        let pid = CHILD.load(Ordering::Relaxed);
-        if from_user && pid > 0 {
-            unsafe { libc::kill(pid, sig) };
-        }
-    }
-
-    pub fn start(pid: u32) {
-        CHILD.store(pid as i32, Ordering::Relaxed);
-        for sig in SIGNALS {
-            // SAFETY: the handler only reads an atomic and calls kill(2),
-            // both async-signal-safe.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = handler as *const () as usize;
-                sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
-        }
-    }
-}
-
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    fn sh(script: &str) -> u8 {
-        run(
-            &["sh".into(), "-c".into(), script.into()],
+    #[test]
+    fn the_command_gets_the_session_and_loses_the_profile() {
+        use std::ffi::OsStr;
+        let cmd = command(
+            "terraform",
+            &["plan".into()],
             &[("STSMFA_PROFILE", "t".into())],
             &["AWS_PROFILE"],
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn passes_exit_codes_and_signals() {
-        assert_eq!(sh("exit 7"), 7);
-        assert_eq!(
-            sh("test \"$STSMFA_PROFILE\" = t && test -z \"${AWS_PROFILE+x}\""),
-            0
         );
-        assert_eq!(sh("kill -TERM $$"), 143);
+        let envs: Vec<(&OsStr, Option<&OsStr>)> = cmd.get_envs().collect();
+        assert_eq!(
+            envs,
+            [
+                (OsStr::new("AWS_PROFILE"), None),
+                (OsStr::new("STSMFA_PROFILE"), Some(OsStr::new("t")))
+            ]
+        );
+        assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["plan"]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod statedir;
 pub mod store;
 pub mod sts;
 
+use std::borrow::Cow;
 use std::io::Write;
 
 /// Reads a variable; a seam so tests need not touch the process environment.
@@ -31,16 +32,52 @@ pub fn real_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The variable that asks stsmfa for shell completions. Not clap's default
+/// `COMPLETE`: a `COMPLETE=1` left in the environment must not hijack calls.
+pub const COMPLETE_VAR: &str = "STSMFA_COMPLETE";
+
+/// Makes text from servers and files harmless on a terminal: a newline in an
+/// AWS error message must not start a forged `hint:` line, nor an escape
+/// sequence move the cursor or retitle the window. Line breaks, C0 and C1
+/// controls, DEL and the bidirectional overrides become visible escapes.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// One line on stderr, escaped. Every `stsmfa:` and `hint:` line goes
+/// through here.
+#[allow(clippy::print_stderr)]
+fn say(prefix: &str, text: &str) {
+    eprintln!("{prefix}{}", escape(text));
+}
+
 /// Prints a failure as `stsmfa: error: …` plus `hint:` lines and maps the
 /// exit code.
-#[allow(clippy::print_stderr)]
 pub fn exit(result: Result<u8, error::Fail>) -> std::process::ExitCode {
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(fail) => {
-            eprintln!("stsmfa: error: {}", fail.message);
+            say("stsmfa: error: ", &fail.message);
             for hint in &fail.hints {
-                eprintln!("hint: {hint}");
+                say("hint: ", hint);
             }
             std::process::ExitCode::from(fail.code)
         }
@@ -56,23 +93,20 @@ pub fn emit(text: &str) {
 }
 
 /// A `-v` diagnostic line on stderr. Callers never pass secrets.
-#[allow(clippy::print_stderr)]
 pub fn diag(msg: &str) {
-    eprintln!("stsmfa: {msg}");
+    say("stsmfa: ", msg);
 }
 
 /// A warning on stderr.
-#[allow(clippy::print_stderr)]
 pub fn warn(msg: &str) {
-    eprintln!("stsmfa: warning: {msg}");
+    say("stsmfa: warning: ", msg);
 }
 
 /// A failure that does not stop the command, with its hints.
-#[allow(clippy::print_stderr)]
 pub fn warn_fail(prefix: &str, fail: &error::Fail) {
-    eprintln!("stsmfa: warning: {prefix}{}", fail.message);
+    say("stsmfa: warning: ", &format!("{prefix}{}", fail.message));
     for h in &fail.hints {
-        eprintln!("hint: {h}");
+        say("hint: ", h);
     }
 }
 
@@ -81,4 +115,43 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Drives a future that never really waits (such as the SDK's profile
+/// loader, which reads files with std::fs) without starting a runtime.
+pub fn block_on_ready<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escape_makes_controls_visible() {
+        assert_eq!(escape("plain text: a/b, ü €"), "plain text: a/b, ü €");
+        assert_eq!(
+            escape("denied\nhint: run: curl x | sh\r"),
+            "denied\\nhint: run: curl x | sh\\r"
+        );
+        assert_eq!(escape("\x1b[31mred\x07\x7f\t"), "\\x1b[31mred\\x07\\x7f\\t");
+        assert_eq!(escape("a\u{9b}31mb"), "a\\u{9b}31mb");
+        assert_eq!(escape("x\u{202e}y\u{2028}"), "x\\u{202e}y\\u{2028}");
+        assert_eq!(escape("\0"), "\\x00");
+        for c in (0u32..0x20).chain(0x7f..0xa0) {
+            let s = char::from_u32(c).unwrap().to_string();
+            let e = escape(&s);
+            assert!(
+                e.chars().all(|c| (' '..='~').contains(&c)),
+                "{c:#x} -> {e:?}"
+            );
+        }
+    }
 }

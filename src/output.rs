@@ -1,6 +1,8 @@
 //! Pure formatters: credential_process JSON and shell lines.
 
 use crate::credentials::Session;
+use crate::error::Fail;
+use crate::fail;
 use serde_json::json;
 
 /// The syntax `env` prints.
@@ -58,8 +60,8 @@ pub fn variables(s: &Session, profile: &str, region: Option<&str>) -> Vec<(&'sta
 /// AWS_PROFILE would make SDKs prefer the profile over the session.
 pub const UNSET: [&str; 2] = ["AWS_PROFILE", "AWS_SECURITY_TOKEN"];
 
-/// Shell lines for `env`.
-pub fn env_lines(vars: &[(&'static str, String)], format: EnvFormat) -> String {
+/// Shell lines for `env`. Only dotenv can refuse a value (see [`dotenv_value`]).
+pub fn env_lines(vars: &[(&'static str, String)], format: EnvFormat) -> Result<String, Fail> {
     let mut out = String::new();
     match format {
         EnvFormat::Sh => {
@@ -86,7 +88,7 @@ pub fn env_lines(vars: &[(&'static str, String)], format: EnvFormat) -> String {
         }
         EnvFormat::Dotenv => {
             for (k, v) in vars {
-                out += &format!("{k}={}\n", dotenv_quote(v));
+                out += &format!("{k}={}\n", dotenv_value(k, v)?);
             }
         }
         EnvFormat::Json => {
@@ -97,7 +99,7 @@ pub fn env_lines(vars: &[(&'static str, String)], format: EnvFormat) -> String {
             out = serde_json::to_string_pretty(&map).expect("strings serialise") + "\n";
         }
     }
-    out
+    Ok(out)
 }
 
 /// POSIX single quotes: everything literal; `'` becomes `'\''`.
@@ -123,20 +125,28 @@ pub fn ps_quote(v: &str) -> String {
     s
 }
 
-/// dotenv: bare when safe, else double quotes with `\` escapes.
-fn dotenv_quote(v: &str) -> String {
-    if !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/+=-_.:@,".contains(c))
+/// A dotenv value. Three kinds of reader load these files: `set -a; . file`
+/// in sh, python-dotenv and its kin, and docker's `--env-file`, which takes
+/// everything after `=` literally. Every real AWS value (keys, tokens, dates,
+/// regions, profile names) is made of letters, digits and `/+=-_.:@,`, and is
+/// written bare, so all three read it alike. Anything else is single-quoted:
+/// sh and python-dotenv take it literally and sh never runs any of it (docker
+/// keeps the quotes). A value that no quoting makes sh and python-dotenv read
+/// alike (`'`, `\`, `$`, which python-dotenv expands even in quotes) or that
+/// would start a new line for docker (a control character) is refused.
+fn dotenv_value(key: &str, v: &str) -> Result<String, Fail> {
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/+=-_.:@,".contains(c))
     {
-        return v.to_owned();
+        return Ok(v.to_owned());
     }
-    let escaped = v
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
-        .replace('$', r"\$");
-    format!("\"{escaped}\"")
+    if v.chars().any(|c| c.is_control() || "'\\$".contains(c)) {
+        return Err(fail!(
+            "{key} cannot be written as dotenv: its value holds a quote, backslash, `$` or control character, which dotenv readers do not read alike"
+        )
+        .hint("use --format sh (or json) for this session"));
+    }
+    Ok(format!("'{v}'"))
 }
 
 #[cfg(test)]
@@ -169,7 +179,7 @@ mod tests {
     #[test]
     fn sh_output_round_trips_through_sh() {
         let vars = variables(&session(), "work", Some("eu-west-1"));
-        let script = env_lines(&vars, EnvFormat::Sh)
+        let script = env_lines(&vars, EnvFormat::Sh).unwrap()
             + "printf '%s\\n' \"$AWS_SECRET_ACCESS_KEY\" \"$AWS_SESSION_TOKEN\" \"$AWS_REGION\" \"${AWS_PROFILE-unset}\"";
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -189,13 +199,13 @@ mod tests {
         assert_eq!(sh_quote("a'b"), r"'a'\''b'");
         assert_eq!(fish_quote(r"a'b\c"), r"'a\'b\\c'");
         assert_eq!(ps_quote("a'b"), "'a''b'");
-        assert_eq!(dotenv_quote("abc/+="), "abc/+=");
-        assert_eq!(dotenv_quote("a b\"$"), "\"a b\\\"\\$\"");
     }
 
     #[test]
     fn every_format_names_every_variable() {
         let vars = variables(&session(), "work", None);
+        // The test session's secret holds every quote: not for dotenv.
+        let plain = variables(&real_session(), "work", None);
         for f in [
             EnvFormat::Sh,
             EnvFormat::Fish,
@@ -203,7 +213,12 @@ mod tests {
             EnvFormat::Dotenv,
             EnvFormat::Json,
         ] {
-            let out = env_lines(&vars, f);
+            let vars = if f == EnvFormat::Dotenv {
+                &plain
+            } else {
+                &vars
+            };
+            let out = env_lines(vars, f).unwrap();
             for k in [
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",
@@ -216,7 +231,93 @@ mod tests {
             assert!(!out.contains("AWS_REGION"), "no region configured");
         }
         let json: serde_json::Value =
-            serde_json::from_str(&env_lines(&vars, EnvFormat::Json)).unwrap();
+            serde_json::from_str(&env_lines(&vars, EnvFormat::Json).unwrap()).unwrap();
         assert_eq!(json["AWS_SECRET_ACCESS_KEY"], "ab/c+d=e'f\"g$h\\i");
+    }
+
+    fn real_session() -> Session {
+        Session {
+            access_key_id: "ASIAQWERTYUIOP123456".into(),
+            secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
+            session_token: Secret::new(
+                "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJH+abc=".into(),
+            ),
+            expiration: 1_795_427_393,
+        }
+    }
+
+    /// A real session: every value bare, one `KEY=VALUE` line each.
+    #[test]
+    fn dotenv_writes_real_values_bare() {
+        let vars = variables(&real_session(), "team.dev-2@corp", Some("eu-west-1"));
+        let out = env_lines(&vars, EnvFormat::Dotenv).unwrap();
+        let want: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        assert_eq!(out, want);
+        assert!(!out.contains(['\'', '"']), "{out}");
+        assert_eq!(dotenv_value("K", "").unwrap(), "");
+    }
+
+    /// Hostile values that are written come out single-quoted, and sh, dash
+    /// and bash (`set -a; . file`) read them literally without running anything.
+    #[test]
+    fn dotenv_hostile_values_are_literal_for_sh() {
+        let dir = std::env::temp_dir().join(format!("stsmfa-dotenv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hostile = [
+            "`touch pwned1`",
+            "a\"b\"c; touch pwned2 | touch pwned3 & #x",
+            "(touch pwned4) {a,b} ~ * !! ^ % [x]  two  spaces",
+            "",
+        ];
+        let vars: Vec<(&'static str, String)> = ["A", "B", "C", "D"]
+            .into_iter()
+            .zip(hostile.map(str::to_owned))
+            .collect();
+        let file = dir.join(".env");
+        std::fs::write(&file, env_lines(&vars, EnvFormat::Dotenv).unwrap()).unwrap();
+        for shell in ["sh", "dash", "bash"] {
+            let out = std::process::Command::new(shell)
+                .arg("-c")
+                .arg("set -a; . ./.env; printf '%s\\n' \"$A\" \"$B\" \"$C\" \"$D\"")
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{shell}: {out:?}");
+            let want: String = hostile.iter().map(|v| format!("{v}\n")).collect();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "{shell}");
+            let left: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(left, [".env"], "{shell} ran something");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dotenv_refuses_what_readers_disagree_on() {
+        for v in [
+            "$(touch x)",
+            "${HOME}",
+            "a'b",
+            "a\\b",
+            "a\nB=x",
+            "a\rb",
+            "\x1b[2J",
+            "x\ty",
+        ] {
+            let e = dotenv_value("AWS_SESSION_TOKEN", v).unwrap_err();
+            assert!(e.message.contains("AWS_SESSION_TOKEN"), "{}", e.message);
+            assert!(
+                !e.message.contains(v),
+                "the value is not shown: {}",
+                e.message
+            );
+            assert!(e.hints[0].contains("--format sh"));
+        }
+        let vars = vec![("AWS_SESSION_TOKEN", "to'k".to_owned())];
+        assert!(env_lines(&vars, EnvFormat::Dotenv).is_err());
+        assert!(env_lines(&vars, EnvFormat::Sh).is_ok());
     }
 }

@@ -1,6 +1,6 @@
 //! Property tests for every parser of outside input: the keyring entry,
 //! durations, MFA codes, STS error handling, the config-file edit and the
-//! shell quoting. `PROPTEST_CASES=100000 cargo test --test props` runs them
+//! shell and dotenv quoting. `PROPTEST_CASES=100000 cargo test --test props` runs them
 //! long (see README, "Fuzzing").
 
 use proptest::prelude::*;
@@ -9,7 +9,7 @@ use stsmfa::commands::enroll::add_mfa_serial;
 use stsmfa::config::{parse_duration, session_duration};
 use stsmfa::credentials::{MAX_EXPIRATION, Session, rfc3339};
 use stsmfa::output::EnvFormat;
-use stsmfa::output::{self, sh_quote};
+use stsmfa::output::{self, env_lines, sh_quote};
 use stsmfa::prompt::parse_code;
 use stsmfa::secret::Secret;
 use stsmfa::sts::StsError;
@@ -94,13 +94,20 @@ fn serve_every_way(bytes: &[u8], now: SystemTime) -> Result<(), TestCaseError> {
     prop_assert_eq!(cp["AccessKeyId"].as_str(), Some(s.access_key_id.as_str()));
     let vars = output::variables(&s, "work", Some("eu-west-1"));
     for f in FORMATS {
-        let out = output::env_lines(&vars, f);
+        // dotenv refuses values its readers would read differently.
+        let out = match output::env_lines(&vars, f) {
+            Ok(out) => out,
+            Err(_) if f == EnvFormat::Dotenv => continue,
+            Err(e) => return Err(TestCaseError::fail(format!("{f:?}: {}", e.message))),
+        };
         for (k, _) in &vars {
             prop_assert!(out.contains(k), "{:?} lacks {}", f, k);
         }
     }
-    let json: serde_json::Value = serde_json::from_str(&output::env_lines(&vars, EnvFormat::Json))
-        .map_err(|e| TestCaseError::fail(format!("env --format json: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(
+        &output::env_lines(&vars, EnvFormat::Json).expect("json takes any value"),
+    )
+    .map_err(|e| TestCaseError::fail(format!("env --format json: {e}")))?;
     prop_assert_eq!(
         json["AWS_CREDENTIAL_EXPIRATION"].as_str(),
         Some(expiration.as_str())
@@ -209,6 +216,23 @@ proptest! {
         }
         prop_assert!(out.contains("mfa_serial = arn:aws:iam::1:mfa/p"));
     }
+
+    /// A CRLF file stays CRLF: the same edit as for its LF form, line for line.
+    #[test]
+    fn config_edit_keeps_crlf(
+        lines in proptest::collection::vec("[a-z_]{1,8} = [ -~]{0,20}|# [ -~]{0,20}|\\[profile [a-z]{1,6}\\]|\\[default\\]|", 1..30),
+        profile in "[a-z]{1,6}",
+        trailing in any::<bool>(),
+    ) {
+        let end = if trailing { "\n" } else { "" };
+        let lf = lines.join("\n") + end;
+        // A file of one line without an ending has no ending to keep.
+        prop_assume!(lf.contains('\n'));
+        let crlf = lf.replace('\n', "\r\n");
+        let out = add_mfa_serial(&crlf, &profile, "arn:aws:iam::1:mfa/p");
+        prop_assert!(!out.replace("\r\n", "").contains('\n'), "a bare LF in {:?}", out);
+        prop_assert_eq!(out.replace("\r\n", "\n"), add_mfa_serial(&lf, &profile, "arn:aws:iam::1:mfa/p"));
+    }
 }
 
 proptest! {
@@ -221,5 +245,30 @@ proptest! {
             .output()
             .unwrap();
         prop_assert_eq!(String::from_utf8(out.stdout).unwrap(), v);
+    }
+
+    /// Whatever dotenv writes, `set -a; . file` reads back exactly and runs
+    /// nothing of it.
+    #[test]
+    fn dotenv_is_literal_for_sh(v in prop_oneof![
+        "[a-z `\"();|&<>*?~#!{}^%=é-]{0,24}",
+        "[ -~\t\n]{0,24}",
+    ]) {
+        let Ok(text) = env_lines(&[("V", v.clone())], EnvFormat::Dotenv) else {
+            return Ok(());
+        };
+        let dir = std::env::temp_dir().join(format!("stsmfa-props-dotenv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".env"), &text).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("set -a; . ./.env; printf %s \"$V\"")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        std::fs::remove_dir_all(&dir).unwrap();
+        prop_assert_eq!(String::from_utf8(out.stdout).unwrap(), v);
+        prop_assert_eq!(files, 1, "sourcing {:?} created a file", text);
     }
 }

@@ -83,7 +83,7 @@ fn deliver(command: &Command, settings: &Settings, session: &Session) -> Result<
             Ok(0)
         }
         Command::Env(args) => {
-            crate::emit(&output::env_lines(&vars(), args.format));
+            crate::emit(&output::env_lines(&vars(), args.format)?);
             Ok(0)
         }
         Command::Exec(args) => crate::exec::run(&args.command, &vars(), &output::UNSET),

@@ -51,13 +51,10 @@ impl Tty {
 impl CodeProvider for Tty {
     fn code(&mut self, ask: &Ask, retry: Option<&str>) -> Result<String, Fail> {
         if let Some(why) = retry {
-            self.say(&format!("stsmfa: {why}\n"));
+            self.say(&format!("stsmfa: {}\n", crate::escape(why)));
         }
         for _ in 0..MAX_MALFORMED {
-            self.say(&format!(
-                "MFA code for profile {} ({}): ",
-                ask.profile, ask.serial
-            ));
+            self.say(&prompt_line(ask));
             let mut line = String::new();
             let n = self
                 .input
@@ -82,12 +79,38 @@ impl CodeProvider for Tty {
     }
 }
 
+/// The question, with names from the config files made harmless.
+fn prompt_line(ask: &Ask) -> String {
+    format!(
+        "MFA code for profile {} ({}): ",
+        crate::escape(ask.profile),
+        crate::escape(ask.serial)
+    )
+}
+
 /// A status line for the person at the keyboard: on the terminal when there
 /// is one (stderr is invisible under credential_process), else on stderr.
 pub fn notify(text: &str) {
     if let Ok(mut f) = OpenOptions::new().write(true).open(TTY_OUT) {
-        let _ = writeln!(f, "stsmfa: {text}");
+        let _ = writeln!(f, "stsmfa: {}", crate::escape(text));
     } else {
         crate::warn(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_escapes_names_from_config_files() {
+        let ask = Ask {
+            profile: "work\x1b]0;owned\x07",
+            serial: "arn:aws:iam::1:mfa/a\nMFA code for profile x",
+        };
+        assert_eq!(
+            prompt_line(&ask),
+            "MFA code for profile work\\x1b]0;owned\\x07 (arn:aws:iam::1:mfa/a\\nMFA code for profile x): "
+        );
     }
 }

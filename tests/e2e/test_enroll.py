@@ -13,6 +13,7 @@ import difflib
 import json
 import os
 import re
+import signal
 import stat
 import struct
 import zlib
@@ -297,3 +298,93 @@ def test_enroll_without_a_terminal_is_a_clear_error(home, newcomer, bed):
     assert "hint:" in cp.stderr
     assert bed.mfa_devices(newcomer.name) == []
     assert home.config_path.read_text() == CONFIG_TEXT
+
+
+# ---------------------------------------------------------------------------
+# Hardening (issue 11): the config file's link, mode and line endings, and an
+# interrupted enrollment.
+
+
+def enroll_with_yes(home) -> tuple[str, str]:
+    """A whole enrollment with --yes; returns (serial, terminal text)."""
+    term = enroll(home, "--yes", "--show-secret")
+    try:
+        _seed, serial = answer_codes(term)
+        rc = term.wait(60)
+    finally:
+        term.close()
+    assert rc == 0, term.text
+    return serial, term.text
+
+
+def test_enroll_edits_a_symlinked_config_through_the_link_and_keeps_its_mode(home, newcomer, bed):
+    """A dotfiles manager links ~/.aws/config to a private file elsewhere."""
+    real = home.root / "dotfiles" / "aws-config"
+    real.parent.mkdir()
+    real.write_text(CONFIG_TEXT)
+    real.chmod(0o600)
+    home.config_path.unlink()
+    home.config_path.symlink_to(real)
+
+    serial, out = enroll_with_yes(home)
+
+    assert home.config_path.is_symlink(), "the link was replaced by a regular file"
+    assert os.readlink(home.config_path) == str(real)
+    assert only_added_line(CONFIG_TEXT, real.read_text()) == [f"mfa_serial = {serial}"]
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600, oct(real.stat().st_mode)
+    backups = [p for p in [*real.parent.iterdir(), *home.aws_dir.iterdir()]
+               if p.is_file() and not p.is_symlink() and p != real and p.read_text() == CONFIG_TEXT]
+    assert backups, f"no backup in {sorted(map(str, real.parent.iterdir()))}\n{out}"
+    for b in backups:
+        assert stat.S_IMODE(b.stat().st_mode) == 0o600, f"backup {b} is {oct(b.stat().st_mode)}"
+    assert not [p for p in real.parent.iterdir() if "tmp" in p.name], "a temporary file was left behind"
+    assert bed.mfa_devices(newcomer.name) == [{"serial": serial, "enabled": True}]
+
+
+def test_enroll_backup_has_the_mode_of_a_private_config(home, newcomer, bed):
+    home.config_path.chmod(0o600)
+    serial, out = enroll_with_yes(home)
+    backup = home.aws_dir / "config.stsmfa-backup"
+    assert backup.read_text() == CONFIG_TEXT, out
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600, oct(backup.stat().st_mode)
+    assert stat.S_IMODE(home.config_path.stat().st_mode) == 0o600
+    assert only_added_line(CONFIG_TEXT, home.config_path.read_text()) == [f"mfa_serial = {serial}"]
+
+
+def test_enroll_keeps_crlf_line_endings(home, newcomer, bed):
+    crlf = CONFIG_TEXT.replace("\n", "\r\n").encode()
+    home.config_path.write_bytes(crlf)
+    serial, _ = enroll_with_yes(home)
+    after = home.config_path.read_bytes()
+    assert b"\n" not in after.replace(b"\r\n", b""), f"LF-only lines in {after!r}"
+    assert only_added_line(CONFIG_TEXT, after.decode().replace("\r\n", "\n")) == [f"mfa_serial = {serial}"]
+    assert (home.aws_dir / "config.stsmfa-backup").read_bytes() == crlf
+
+
+@pytest.mark.parametrize("how,exit_code", [("ctrl-c", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_enroll_interrupted_at_the_code_prompt_deletes_the_device(home, make_user, bed, how, exit_code):
+    """A device created but never enabled would block the next enroll."""
+    u = make_user(policy=policies.allow_all(), mfa=False, prefix="intr")
+    home.add_source_profile("work", u, mfa_serial=False, mfa_process=False)
+    home.config_path.write_text(CONFIG_TEXT)
+    term = enroll(home)
+    try:
+        serial = term.expect(CODE_PROMPT, timeout=60).group(1)
+        assert serial in bed.virtual_devices()
+        if how == "ctrl-c":
+            term.send("\x03")  # SIGINT to the terminal's foreground group
+        else:
+            os.kill(term.pid, getattr(signal, how))
+        rc = term.wait(60)
+    finally:
+        term.close()
+    out = term.text
+    assert rc == exit_code, out
+    assert "stsmfa: error:" in out and "interrupted" in out, out
+    assert serial not in bed.virtual_devices(), f"device {serial} left behind:\n{out}"
+    assert "deleted" in out, out
+    assert bed.mfa_devices(u.name) == []
+    assert home.config_path.read_text() == CONFIG_TEXT
+
+    again, _ = enroll_with_yes(home)
+    assert bed.mfa_devices(u.name) == [{"serial": again, "enabled": True}]

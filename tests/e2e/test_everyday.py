@@ -98,13 +98,13 @@ def _profiles_home(home, make_user):
 def test_complete_protocol_lists_profile_names(home, make_user, command):
     want = _profiles_home(home, make_user)
     cp = home.run("--", "stsmfa", command, "", env={
-        "COMPLETE": "bash", "_CLAP_COMPLETE_INDEX": "2", "_CLAP_IFS": "\n",
+        "STSMFA_COMPLETE": "bash", "_CLAP_COMPLETE_INDEX": "2", "_CLAP_IFS": "\n",
     }, timeout=30)
     assert cp.returncode == 0, cp.stderr
     got = set(cp.stdout.split("\n"))
     assert want <= got, f"missing {want - got} in {sorted(got)}"
     partial = home.run("--", "stsmfa", command, "work-", env={
-        "COMPLETE": "bash", "_CLAP_COMPLETE_INDEX": "2", "_CLAP_IFS": "\n",
+        "STSMFA_COMPLETE": "bash", "_CLAP_COMPLETE_INDEX": "2", "_CLAP_IFS": "\n",
     }, timeout=30)
     assert partial.stdout.split("\n") == ["work-mfa"], partial.stdout
 
