@@ -8,7 +8,10 @@
 #                                     e.g. stsmfa-use work --refresh
 #   stsmfa-drop                       remove the session's variables from this shell
 #   stsmfa_prompt                     print "aws:PROFILE 42m" ("aws:PROFILE expired" once
-#                                     past expiry, warning once; nothing without a session)
+#                                     past expiry, warning once; nothing without a session).
+#                                     The time left comes from $STSMFA_EXPIRATION_EPOCH (Unix
+#                                     seconds, set by stsmfa env and exec); without it, the
+#                                     profile alone
 #
 # The prompt segment is not added to your prompt by itself, e.g.:
 #     function fish_right_prompt; stsmfa_prompt; end
@@ -33,7 +36,8 @@ function stsmfa-use --description 'Load an MFA session from stsmfa into this she
     printf '%s\n' $out | source
     # `set -x` without -g, sourced here, would make a variable local to this function.
     for v in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN \
-            AWS_CREDENTIAL_EXPIRATION STSMFA_PROFILE AWS_REGION AWS_DEFAULT_REGION
+            AWS_CREDENTIAL_EXPIRATION STSMFA_EXPIRATION_EPOCH STSMFA_PROFILE \
+            AWS_REGION AWS_DEFAULT_REGION
         set -q -l $v; and set -gx $v $$v
     end
     _stsmfa_clock
@@ -42,7 +46,7 @@ end
 
 function stsmfa-drop --description 'Remove the stsmfa session from this shell'
     for v in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_SECURITY_TOKEN \
-            AWS_CREDENTIAL_EXPIRATION STSMFA_PROFILE
+            AWS_CREDENTIAL_EXPIRATION STSMFA_EXPIRATION_EPOCH STSMFA_PROFILE
         set -e -g $v
     end
     if set -q _stsmfa_region
@@ -69,27 +73,14 @@ function _stsmfa_now
     end
 end
 
-# $AWS_CREDENTIAL_EXPIRATION (RFC 3339, e.g. 2026-11-23T09:43:13Z; a fraction or a
-# +HH:MM offset is fine too) in seconds since the epoch, by days-from-civil.
-function _stsmfa_expiry
-    set -l p (string match -r '^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:[Zz]|([+-])(\d\d):(\d\d))$' -- "$AWS_CREDENTIAL_EXPIRATION")
-    or return 1
-    set -l off 0
-    test -n "$p[8]"; and set off (math "$p[8]1 * ($p[9] * 3600 + $p[10] * 60)")
-    set -l m (math $p[3])
-    set -l y (math $p[2])
-    test $m -le 2; and set y (math $y - 1)
-    set -l yoe (math "$y % 400")
-    set -l doe (math "$yoe * 365 + floor($yoe / 4) - floor($yoe / 100) + floor((153 * (($m + 9) % 12) + 2) / 5) + $p[4] - 1")
-    math -s0 "(floor($y / 400) * 146097 + $doe - 719468) * 86400 + $p[5] * 3600 + $p[6] * 60 + $p[7] - $off"
-end
-
 function stsmfa_prompt --description 'Print the stsmfa session for a prompt: aws:PROFILE 42m'
     test -n "$STSMFA_PROFILE"; or return 0
     set -l seg aws:$STSMFA_PROFILE
-    set -l until (_stsmfa_expiry)
-    set -l now (_stsmfa_now)
-    if test -n "$until" -a -n "$now"
+    set -l until "$STSMFA_EXPIRATION_EPOCH"
+    set -l now
+    # No expiry known (an older stsmfa, or set by hand): the profile alone.
+    string match -qr '\A[0-9]{1,12}\z' -- "$until"; and set now (_stsmfa_now)
+    if test -n "$now"
         if test $until -gt $now
             set -l min (math "ceil(($until - $now) / 60)")
             if test $min -lt 60
@@ -99,8 +90,8 @@ function stsmfa_prompt --description 'Print the stsmfa session for a prompt: aws
             end
         else
             set seg "$seg expired"
-            if test "$_stsmfa_warned" != "$STSMFA_PROFILE@$AWS_CREDENTIAL_EXPIRATION"
-                set -g _stsmfa_warned "$STSMFA_PROFILE@$AWS_CREDENTIAL_EXPIRATION"
+            if test "$_stsmfa_warned" != "$STSMFA_PROFILE@$until"
+                set -g _stsmfa_warned "$STSMFA_PROFILE@$until"
                 printf 'stsmfa: session for %s expired; run stsmfa-use %s\n' \
                     $STSMFA_PROFILE $STSMFA_PROFILE >&2
             end

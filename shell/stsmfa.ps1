@@ -9,7 +9,10 @@
 #                                     $LASTEXITCODE is stsmfa's exit code.
 #   stsmfa-drop                       remove the session's variables
 #   Get-StsmfaPrompt                  "aws:PROFILE 42m" ("aws:PROFILE expired" once past
-#                                     expiry, warning once; '' without a session)
+#                                     expiry, warning once; '' without a session). The
+#                                     time left comes from $env:STSMFA_EXPIRATION_EPOCH
+#                                     (Unix seconds, set by stsmfa env and exec); without
+#                                     it, the profile alone
 #
 # The prompt segment is not added to your prompt by itself, e.g.:
 #     function prompt { "$(Get-StsmfaPrompt) PS $($executionContext.SessionState.Path.CurrentLocation)> " }
@@ -39,7 +42,8 @@ function stsmfa-use {
 
 function stsmfa-drop {
     foreach ($v in @('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
-                     'AWS_SECURITY_TOKEN', 'AWS_CREDENTIAL_EXPIRATION', 'STSMFA_PROFILE')) {
+                     'AWS_SECURITY_TOKEN', 'AWS_CREDENTIAL_EXPIRATION', 'STSMFA_EXPIRATION_EPOCH',
+                     'STSMFA_PROFILE')) {
         Remove-Item "Env:$v" -ErrorAction SilentlyContinue
     }
     if ($global:_StsmfaRegion) {
@@ -51,19 +55,18 @@ function stsmfa-drop {
 function Get-StsmfaPrompt {
     $name = $env:STSMFA_PROFILE
     if (-not $name) { return '' }
-    $until = [DateTimeOffset]::MinValue
-    $styles = [Globalization.DateTimeStyles]::AssumeUniversal
-    if (-not [DateTimeOffset]::TryParse([string]$env:AWS_CREDENTIAL_EXPIRATION,
-            [Globalization.CultureInfo]::InvariantCulture, $styles, [ref]$until)) {
-        return "aws:$name"
-    }
-    $left = ($until - [DateTimeOffset]::UtcNow).TotalSeconds
+    # No expiry known (an older stsmfa, or set by hand): the profile alone.
+    $until = [string]$env:STSMFA_EXPIRATION_EPOCH
+    if ($until -notmatch '\A[0-9]{1,12}\z') { return "aws:$name" }
+    # Now in Unix seconds from DateTime ticks (100 ns since 0001-01-01; the Unix epoch is
+    # tick 621355968000000000): ToUnixTimeSeconds needs .NET Framework 4.6.
+    $left = [long]$until - ([DateTime]::UtcNow.Ticks - 621355968000000000) / 1e7
     if ($left -gt 0) {
         $min = [int][Math]::Ceiling($left / 60)
         if ($min -lt 60) { return "aws:$name ${min}m" }
         return ('aws:{0} {1}h{2:D2}m' -f $name, [int][Math]::Floor($min / 60), [int]($min % 60))
     }
-    $key = "$name@$env:AWS_CREDENTIAL_EXPIRATION"
+    $key = "$name@$until"
     if ($global:_StsmfaWarned -ne $key) {
         $global:_StsmfaWarned = $key
         [Console]::Error.WriteLine("stsmfa: session for $name expired; run stsmfa-use $name")

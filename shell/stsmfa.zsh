@@ -9,7 +9,9 @@
 #   stsmfa-drop                       remove the session's variables from this shell
 #   stsmfa_prompt [-v VAR]            print "aws:PROFILE 42m" ("aws:PROFILE expired" once
 #                                     past expiry, nothing without a session), or store it
-#                                     in VAR; it starts no process
+#                                     in VAR; it starts no process. The time left comes from
+#                                     $STSMFA_EXPIRATION_EPOCH (Unix seconds, set by stsmfa
+#                                     env and exec); without it, the profile alone
 #
 # The prompt segment is not added to your prompt by itself. Simplest:
 #     setopt prompt_subst
@@ -41,42 +43,21 @@ stsmfa-use() {
 stsmfa-drop() {
     emulate -L zsh
     unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_SECURITY_TOKEN \
-        AWS_CREDENTIAL_EXPIRATION STSMFA_PROFILE
+        AWS_CREDENTIAL_EXPIRATION STSMFA_EXPIRATION_EPOCH STSMFA_PROFILE
     if [[ -n ${_stsmfa_region-} ]]; then
         unset AWS_REGION AWS_DEFAULT_REGION _stsmfa_region
     fi
 }
 
-# Sets _stsmfa_t to $AWS_CREDENTIAL_EXPIRATION in seconds since the epoch, for RFC 3339
-# times such as 2026-11-23T09:43:13Z (a fraction or a +HH:MM offset is fine too), by the
-# days-from-civil algorithm in shell arithmetic. Returns 1 for anything else.
-_stsmfa_expiry() {
-    emulate -L zsh
-    local t=${AWS_CREDENTIAL_EXPIRATION-} off=0
-    [[ $t == [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][Tt\ ][0-9][0-9]:[0-9][0-9]:[0-9][0-9]* ]] || return 1
-    case $t in
-        *[Zz]) ;;
-        *[+-][0-9][0-9]:[0-9][0-9]) off=$(( (10#${t: -5:2} * 60 + 10#${t: -2}) * 60 ))
-            [[ ${t: -6:1} == + ]] || off=$(( -off )) ;;
-        *) return 1 ;;
-    esac
-    local m=$(( 10#${t:5:2} )) y
-    y=$(( 10#${t:0:4} - (m <= 2) ))
-    local doe=$(( y % 400 * 365 + y % 400 / 4 - y % 400 / 100
-        + (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + 10#${t:8:2} - 1 ))
-    typeset -g _stsmfa_t=$(( (y / 400 * 146097 + doe - 719468) * 86400
-        + 10#${t:11:2} * 3600 + 10#${t:14:2} * 60 + 10#${t:17:2} - off ))
-}
-
 stsmfa_prompt() {
     emulate -L zsh
-    local _seg= _now=${EPOCHSECONDS-} _min
+    local _seg= _now=${EPOCHSECONDS-} _min _t=${STSMFA_EXPIRATION_EPOCH-}
     if [[ -n ${STSMFA_PROFILE-} ]]; then
         _seg="aws:$STSMFA_PROFILE"
-        if [[ -z $_now ]] || ! _stsmfa_expiry; then
-            :   # no clock or no expiry known: the profile alone
-        elif (( _stsmfa_t > _now )); then
-            _min=$(( (_stsmfa_t - _now + 59) / 60 ))
+        if [[ -z $_now || -z $_t || $_t == *[!0-9]* || ${#_t} -gt 12 ]]; then
+            :   # no clock, or no expiry known (older stsmfa, set by hand): the profile alone
+        elif (( 10#$_t > _now )); then
+            _min=$(( (10#$_t - _now + 59) / 60 ))
             if (( _min < 60 )); then
                 _seg+=" ${_min}m"
             else
@@ -84,8 +65,8 @@ stsmfa_prompt() {
             fi
         else
             _seg+=" expired"
-            if [[ ${_stsmfa_warned-} != "$STSMFA_PROFILE@$AWS_CREDENTIAL_EXPIRATION" ]]; then
-                typeset -g _stsmfa_warned=$STSMFA_PROFILE@$AWS_CREDENTIAL_EXPIRATION
+            if [[ ${_stsmfa_warned-} != "$STSMFA_PROFILE@$_t" ]]; then
+                typeset -g _stsmfa_warned=$STSMFA_PROFILE@$_t
                 printf 'stsmfa: session for %s expired; run stsmfa-use %s\n' \
                     "$STSMFA_PROFILE" "$STSMFA_PROFILE" >&2
             fi

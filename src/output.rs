@@ -37,7 +37,8 @@ pub fn credential_process(s: &Session) -> String {
     .expect("plain strings serialise")
 }
 
-/// The variables a session sets, in order.
+/// The variables a session sets, in order. `STSMFA_EXPIRATION_EPOCH` (not secret) is the
+/// expiry in Unix seconds, so that prompt segments need no RFC 3339 parser of their own.
 pub fn variables(s: &Session, profile: &str, region: Option<&str>) -> Vec<(&'static str, String)> {
     let mut v = vec![
         ("AWS_ACCESS_KEY_ID", s.access_key_id.clone()),
@@ -47,6 +48,7 @@ pub fn variables(s: &Session, profile: &str, region: Option<&str>) -> Vec<(&'sta
         ),
         ("AWS_SESSION_TOKEN", s.session_token.expose().clone()),
         ("AWS_CREDENTIAL_EXPIRATION", s.expiration_rfc3339()),
+        ("STSMFA_EXPIRATION_EPOCH", s.expiration.to_string()),
         ("STSMFA_PROFILE", profile.to_owned()),
     ];
     if let Some(r) = region {
@@ -224,6 +226,7 @@ mod tests {
                 "AWS_SECRET_ACCESS_KEY",
                 "AWS_SESSION_TOKEN",
                 "AWS_CREDENTIAL_EXPIRATION",
+                "STSMFA_EXPIRATION_EPOCH",
                 "STSMFA_PROFILE",
             ] {
                 assert!(out.contains(k), "{f:?} lacks {k}");
@@ -319,5 +322,41 @@ mod tests {
         let vars = vec![("AWS_SESSION_TOKEN", "to'k".to_owned())];
         assert!(env_lines(&vars, EnvFormat::Dotenv).is_err());
         assert!(env_lines(&vars, EnvFormat::Sh).is_ok());
+
+    #[test]
+    fn variables_carry_the_expiry_in_epoch_seconds() {
+        let vars = variables(&session(), "work", Some("eu-west-1"));
+        let get = |name: &str| {
+            let mut found = vars.iter().filter(|(k, _)| *k == name);
+            let v = found.next().map(|(_, v)| v.as_str());
+            assert!(found.next().is_none(), "{name} set twice");
+            v
+        };
+        assert_eq!(get("STSMFA_EXPIRATION_EPOCH"), Some("1795427393"));
+        assert_eq!(
+            get("AWS_CREDENTIAL_EXPIRATION"),
+            Some("2026-11-23T09:49:53Z"),
+            "the same instant"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&env_lines(&vars, EnvFormat::Json)).unwrap();
+        assert_eq!(json["STSMFA_EXPIRATION_EPOCH"], "1795427393");
+        for (f, line) in [
+            (
+                EnvFormat::Sh,
+                "export STSMFA_EXPIRATION_EPOCH='1795427393'\n",
+            ),
+            (
+                EnvFormat::Fish,
+                "set -gx STSMFA_EXPIRATION_EPOCH '1795427393'\n",
+            ),
+            (
+                EnvFormat::Powershell,
+                "$Env:STSMFA_EXPIRATION_EPOCH = '1795427393'\n",
+            ),
+            (EnvFormat::Dotenv, "STSMFA_EXPIRATION_EPOCH=1795427393\n"),
+        ] {
+            assert!(env_lines(&vars, f).contains(line), "{f:?}");
+        }
     }
 }
