@@ -322,6 +322,7 @@ mod tests {
         let vars = vec![("AWS_SESSION_TOKEN", "to'k".to_owned())];
         assert!(env_lines(&vars, EnvFormat::Dotenv).is_err());
         assert!(env_lines(&vars, EnvFormat::Sh).is_ok());
+    }
 
     #[test]
     fn variables_carry_the_expiry_in_epoch_seconds() {
@@ -339,7 +340,7 @@ mod tests {
             "the same instant"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&env_lines(&vars, EnvFormat::Json)).unwrap();
+            serde_json::from_str(&env_lines(&vars, EnvFormat::Json).unwrap()).unwrap();
         assert_eq!(json["STSMFA_EXPIRATION_EPOCH"], "1795427393");
         for (f, line) in [
             (
@@ -356,7 +357,7 @@ mod tests {
             ),
             (EnvFormat::Dotenv, "STSMFA_EXPIRATION_EPOCH=1795427393\n"),
         ] {
-            assert!(env_lines(&vars, f).contains(line), "{f:?}");
+            assert!(env_lines(&vars, f).unwrap().contains(line), "{f:?}");
         }
     }
 }
