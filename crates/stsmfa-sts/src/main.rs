@@ -4,9 +4,9 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use stsmfa::cli::Cli;
+use stsmfa_core::cli::Cli;
 
 fn main() -> ExitCode {
-    stsmfa::harden::no_core_dumps();
-    stsmfa::exit(stsmfa::commands::run(Cli::parse()))
+    stsmfa_core::harden::no_core_dumps();
+    stsmfa_core::exit(stsmfa_core::commands::run(Cli::parse()))
 }

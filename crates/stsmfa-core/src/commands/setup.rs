@@ -16,10 +16,10 @@ pub enum InitShell {
     Powershell,
 }
 
-const BASH: &str = include_str!("../../shell/stsmfa.bash");
-const ZSH: &str = include_str!("../../shell/stsmfa.zsh");
-const FISH: &str = include_str!("../../shell/stsmfa.fish");
-const POWERSHELL: &str = include_str!("../../shell/stsmfa.ps1");
+const BASH: &str = include_str!("../../../../shell/stsmfa.bash");
+const ZSH: &str = include_str!("../../../../shell/stsmfa.zsh");
+const FISH: &str = include_str!("../../../../shell/stsmfa.fish");
+const POWERSHELL: &str = include_str!("../../../../shell/stsmfa.ps1");
 
 /// The shell file with `@STSMFA@` replaced by this binary's quoted path.
 pub fn init(shell: InitShell) -> Result<u8, Fail> {

@@ -8,7 +8,7 @@ use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
 use proptest::prelude::*;
 use std::collections::HashMap;
-use stsmfa::profiles::{FileKind, ProfileSet};
+use stsmfa_core::profiles::{FileKind, ProfileSet};
 
 const NAMES: &[&str] = &["default", "work", "work-mfa", "a.b@c"];
 const KEYS: &[&str] = &[

@@ -5,14 +5,14 @@
 
 use proptest::prelude::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use stsmfa::commands::enroll::add_mfa_serial;
-use stsmfa::config::{parse_duration, session_duration};
-use stsmfa::credentials::{MAX_EXPIRATION, Session, rfc3339};
-use stsmfa::output::EnvFormat;
-use stsmfa::output::{self, env_lines, sh_quote};
-use stsmfa::prompt::parse_code;
-use stsmfa::secret::Secret;
-use stsmfa::sts::StsError;
+use stsmfa_core::commands::enroll::add_mfa_serial;
+use stsmfa_core::config::{parse_duration, session_duration};
+use stsmfa_core::credentials::{MAX_EXPIRATION, Session, rfc3339};
+use stsmfa_core::output::EnvFormat;
+use stsmfa_core::output::{self, env_lines, sh_quote};
+use stsmfa_core::prompt::parse_code;
+use stsmfa_core::secret::Secret;
+use stsmfa_core::sts::StsError;
 
 fn token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9/+=]{1,1200}"

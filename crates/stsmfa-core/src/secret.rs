@@ -6,7 +6,7 @@ use std::fmt;
 /// [`Secret::expose`] marks each place where the value really leaves.
 ///
 /// ```
-/// use stsmfa::secret::Secret;
+/// use stsmfa_core::secret::Secret;
 /// let s = Secret::new("wJalrXUtnFEMI".to_string());
 /// assert_eq!(format!("{s:?}"), "REDACTED");
 /// assert_eq!(s.expose(), "wJalrXUtnFEMI");

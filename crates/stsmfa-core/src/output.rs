@@ -355,9 +355,15 @@ mod tests {
                 EnvFormat::Powershell,
                 "$Env:STSMFA_EXPIRATION_EPOCH = '1795427393'\n",
             ),
-            (EnvFormat::Dotenv, "STSMFA_EXPIRATION_EPOCH=1795427393\n"),
         ] {
             assert!(env_lines(&vars, f).unwrap().contains(line), "{f:?}");
         }
+        // dotenv takes only values its readers agree on, as real sessions' are.
+        let real = variables(&real_session(), "work", None);
+        let dotenv = env_lines(&real, EnvFormat::Dotenv).unwrap();
+        assert!(
+            dotenv.contains("STSMFA_EXPIRATION_EPOCH=1795427393\n"),
+            "{dotenv}"
+        );
     }
 }
