@@ -61,6 +61,14 @@ fi
 # ------------------------------------------------------------ Rust
 say "cargo build"
 cargo build
+# The binary every AWS call starts must not link the AWS SDK: a stray
+# dependency of its crate would put it back into every cache hit.
+say "checking that the stsmfa binary's crate has no AWS SDK, tokio or HTTP stack"
+sdk_in_front=$(cargo tree -p stsmfa -e normal --prefix none --no-dedupe |
+    grep -E '^(aws-|tokio|hyper|h2 |reqwest|rustls)' | sort -u || true)
+if [[ -n $sdk_in_front ]]; then
+    die "the stsmfa binary's dependency tree contains: $(tr '\n' ' ' <<<"$sdk_in_front")"
+fi
 say "cargo test"
 cargo test
 
