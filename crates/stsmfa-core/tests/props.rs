@@ -5,11 +5,11 @@
 
 use proptest::prelude::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use stsmfa_core::commands::enroll::add_mfa_serial;
 use stsmfa_core::config::{parse_duration, session_duration};
 use stsmfa_core::credentials::{MAX_EXPIRATION, Session, rfc3339};
 use stsmfa_core::output::EnvFormat;
 use stsmfa_core::output::{self, env_lines, sh_quote};
+use stsmfa_core::profiles::edit::add_mfa_serial;
 use stsmfa_core::prompt::parse_code;
 use stsmfa_core::secret::Secret;
 use stsmfa_core::sts::StsError;

@@ -2,11 +2,14 @@
 //! (and for `enroll`), so that the binary every AWS CLI call starts stays
 //! small; it takes the same command line.
 
+mod enroll;
+mod run;
+
 use clap::Parser;
 use std::process::ExitCode;
 use stsmfa_core::cli::Cli;
 
 fn main() -> ExitCode {
     stsmfa_core::harden::no_core_dumps();
-    stsmfa_core::exit(stsmfa_core::commands::run(Cli::parse()))
+    stsmfa_core::exit(run::run(Cli::parse()))
 }

@@ -1,6 +1,7 @@
-//! One function per subcommand; `run` dispatches.
+//! The commands of the small `stsmfa` binary: cache hits, status, clear,
+//! init and completions; everything else is handed to `stsmfa-sts`, whose
+//! own dispatch reuses these pieces.
 
-pub mod enroll;
 pub mod setup;
 mod status;
 
@@ -10,26 +11,9 @@ use crate::credentials::Session;
 use crate::error::Fail;
 use crate::fail;
 use crate::output;
-use crate::prompt;
-use crate::session::{self, Deps};
+use crate::session;
 use crate::store;
-use crate::sts::{AwsSts, ClientSettings, Sts};
-use std::time::{Duration, SystemTime};
-
-/// The full command set (the `stsmfa-sts` binary): everything, including the
-/// AWS SDK for cache misses and `enroll`.
-pub fn run(cli: Cli) -> Result<u8, Fail> {
-    let verbose = cli.verbose;
-    if let Some(args) = session_args(&cli.command) {
-        let (settings, session) = obtain(args, verbose)?;
-        return deliver(&cli.command, &settings, &session);
-    }
-    match cli.command {
-        Command::Enroll(args) => enroll::enroll(&args, verbose),
-        Command::Man => setup::man(),
-        other => light(other, verbose),
-    }
-}
+use std::time::SystemTime;
 
 /// What the `stsmfa` binary runs. It links no AWS SDK, so it starts fast:
 /// every AWS CLI call pays for starting it. It serves cache hits and the
@@ -54,7 +38,7 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
 }
 
 /// The commands both binaries run the same way.
-fn light(command: Command, verbose: bool) -> Result<u8, Fail> {
+pub fn light(command: Command, verbose: bool) -> Result<u8, Fail> {
     match command {
         Command::Status(args) => status::status(&args, verbose),
         Command::Clear(args) => status::clear(&args, verbose),
@@ -65,7 +49,7 @@ fn light(command: Command, verbose: bool) -> Result<u8, Fail> {
 }
 
 /// The profile arguments of the commands that hand out a session.
-fn session_args(command: &Command) -> Option<&ProfileArgs> {
+pub fn session_args(command: &Command) -> Option<&ProfileArgs> {
     match command {
         Command::CredentialProcess(args) => Some(args),
         Command::Env(args) => Some(&args.base),
@@ -75,7 +59,7 @@ fn session_args(command: &Command) -> Option<&ProfileArgs> {
 }
 
 /// Hands the session out the way the command says.
-fn deliver(command: &Command, settings: &Settings, session: &Session) -> Result<u8, Fail> {
+pub fn deliver(command: &Command, settings: &Settings, session: &Session) -> Result<u8, Fail> {
     let vars = || output::variables(session, &settings.profile, settings.region.as_deref());
     match command {
         Command::CredentialProcess(_) => {
@@ -130,19 +114,9 @@ fn handoff(verbose: bool) -> Result<u8, Fail> {
     }
 }
 
-/// Total time allowed for one STS/IAM call, retries included.
-fn network_timeout() -> Result<Duration, Fail> {
-    match crate::real_env("STSMFA_TIMEOUT") {
-        Some(v) => {
-            config::parse_duration(&v).map_err(|e| fail!("{} (from STSMFA_TIMEOUT)", e.message))
-        }
-        None => Ok(Duration::from_secs(30)),
-    }
-}
-
 /// The settings of a session command, from its options, the environment and
 /// the AWS config files.
-fn settings(args: &ProfileArgs, verbose: bool) -> Result<Settings, Fail> {
+pub fn settings(args: &ProfileArgs, verbose: bool) -> Result<Settings, Fail> {
     let profiles = crate::profiles::load_real()?;
     config::resolve(
         args.profile.as_deref(),
@@ -151,29 +125,4 @@ fn settings(args: &ProfileArgs, verbose: bool) -> Result<Settings, Fail> {
         &crate::real_env,
         &profiles,
     )
-}
-
-/// Resolves settings for a session command and gets the session.
-fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail> {
-    let settings = settings(args, verbose)?;
-    let store = store::open(settings.store, verbose)?;
-    let client = ClientSettings {
-        profile: settings.profile.clone(),
-        region: settings.region.clone(),
-        keys: settings.keys.clone(),
-        timeout: network_timeout()?,
-    };
-    let mut sts = || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(AwsSts::new(&client)?)) };
-    let code = settings.code.clone();
-    let ykman = settings.ykman_account.clone();
-    let mut provider = || prompt::provider(&code, ykman.as_deref());
-    let mut deps = Deps {
-        store: store.as_ref(),
-        sts: &mut sts,
-        provider: &mut provider,
-        now: SystemTime::now,
-        sleep: std::thread::sleep,
-    };
-    let session = session::get(&settings, &mut deps)?;
-    Ok((settings, session))
 }

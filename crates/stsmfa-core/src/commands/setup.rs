@@ -1,10 +1,8 @@
-//! `init`, `completions` and `man`: text generated from the binary itself.
+//! `init` and `completions`: text generated from the binary itself.
 
-use crate::cli::Cli;
 use crate::error::Fail;
 use crate::fail;
 use crate::output::{fish_quote, ps_quote, sh_quote};
-use clap::CommandFactory;
 use std::path::Path;
 
 /// The shells `init` has an integration for.
@@ -122,16 +120,6 @@ fn completion_script(shell: clap_complete::Shell, completer: &str) -> Result<Str
 /// Elvish single quotes: everything literal; `'` doubles.
 fn elvish_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// The man page, from the same definitions as `--help`.
-pub fn man() -> Result<u8, Fail> {
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut buf)
-        .map_err(|e| fail!("cannot render the man page: {e}"))?;
-    crate::emit(&String::from_utf8_lossy(&buf));
-    Ok(0)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! SDK, so it cannot use aws-config's parser; this one is checked against it
 //! by a differential property test (`tests/props.rs`).
 
+pub mod edit;
+
 use crate::error::Fail;
 use crate::fail;
 use crate::{EnvLookup, real_env};

@@ -1,20 +1,21 @@
 //! `enroll`: a new IAM user creates and enables their own virtual MFA device
 //! with nothing but the self-service permissions of AWS's MFA policies.
 
-use crate::cli::{EnrollArgs, SessionOpts};
-use crate::codes::UsedCodes;
-use crate::config;
-use crate::error::Fail;
-use crate::fail;
-use crate::prompt::parse_code;
-use crate::sts::{AwsSts, ClientSettings, Sts};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use stsmfa_core::cli::{EnrollArgs, SessionOpts};
+use stsmfa_core::codes::UsedCodes;
+use stsmfa_core::config;
+use stsmfa_core::error::Fail;
+use stsmfa_core::fail;
+use stsmfa_core::profiles::edit::{add_mfa_serial, resolve_links, section_name, write_atomically};
+use stsmfa_core::prompt::parse_code;
+use stsmfa_core::sts::{AwsSts, ClientSettings, Sts};
 
 pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
-    let profiles = crate::profiles::load_real()?;
+    let profiles = stsmfa_core::profiles::load_real()?;
     let opts = SessionOpts {
         region: args.region.clone(),
         mfa_serial: None,
@@ -24,7 +25,7 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
         args.profile.as_deref(),
         &opts,
         verbose,
-        &crate::real_env,
+        &stsmfa_core::real_env,
         &profiles,
     )?;
     let profile = settings.profile.clone();
@@ -32,7 +33,7 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
         profile: profile.clone(),
         region: settings.region.clone(),
         keys: settings.keys.clone(),
-        timeout: super::network_timeout()?,
+        timeout: crate::run::network_timeout()?,
     };
     let aws = AwsSts::new(&client)?;
     let mut term = Terminal::open().ok_or_else(|| {
@@ -71,16 +72,16 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
             Err(e) => return Err(cleanup(&aws, &device.serial, e)),
         }
     };
-    let serial = crate::escape(&device.serial);
+    let serial = stsmfa_core::escape(&device.serial);
     interrupted().map_err(|e| {
         let section = section_name(&profile);
         e.hint(format!(
             "MFA device {serial} is enabled nevertheless; add `mfa_serial = {serial}` to [{section}] in ~/.aws/config"
         ))
     })?;
-    crate::emit(&format!(
+    stsmfa_core::emit(&format!(
         "\nMFA device {serial} is enabled for IAM user {}.\n",
-        crate::escape(&user)
+        stsmfa_core::escape(&user)
     ));
     // The code just spent must not be sent again for the first session.
     UsedCodes::new(&settings.state_dir, &device.serial).record(&last_code, SystemTime::now());
@@ -89,10 +90,10 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
     if !args.yes
         && term.yes(&format!(
             "Get a first session for profile {} now? [Y/n] ",
-            crate::escape(&profile)
+            stsmfa_core::escape(&profile)
         ))?
     {
-        crate::emit("The next code is needed (the ones just used cannot be used again).\n");
+        stsmfa_core::emit("The next code is needed (the ones just used cannot be used again).\n");
         let exe =
             std::env::current_exe().map_err(|e| fail!("cannot find the stsmfa binary: {e}"))?;
         let out = std::process::Command::new(exe)
@@ -106,15 +107,15 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
             .status()
             .map_err(|e| fail!("cannot run stsmfa: {e}"))?;
         if out.success() {
-            let profile = crate::escape(&profile);
-            crate::emit(&format!(
+            let profile = stsmfa_core::escape(&profile);
+            stsmfa_core::emit(&format!(
                 "A session for {profile} is cached. Try: aws sts get-caller-identity --profile {profile}-mfa\n"
             ));
         }
     } else {
-        crate::emit(&format!(
+        stsmfa_core::emit(&format!(
             "Next: `stsmfa credential-process {}` gets a session (see README for ~/.aws/config).\n",
-            crate::escape(&profile)
+            stsmfa_core::escape(&profile)
         ));
     }
     Ok(0)
@@ -122,14 +123,14 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
 
 struct Device {
     serial: String,
-    seed: crate::secret::Secret<String>,
+    seed: stsmfa_core::secret::Secret<String>,
 }
 
 /// Creates `mfa/USER`, replacing an unused device left by an earlier try.
 fn create_device(aws: &AwsSts, user: &str, account: &str) -> Result<Device, Fail> {
     match aws.create_virtual_mfa_device(user) {
         Ok((serial, seed)) => Ok(Device { serial, seed }),
-        Err(crate::sts::StsError::Other { code, .. }) if code == "EntityAlreadyExists" => {
+        Err(stsmfa_core::sts::StsError::Other { code, .. }) if code == "EntityAlreadyExists" => {
             let serial = format!("arn:aws:iam::{account}:mfa/{user}");
             // An earlier try that did not finish left it unassigned: it is of
             // no use to anyone, so remove it and start again.
@@ -171,25 +172,25 @@ fn activate(
         .light_color(qrcode::render::unicode::Dense1x2::Dark)
         .quiet_zone(true)
         .build();
-    crate::emit(&format!(
+    stsmfa_core::emit(&format!(
         "Scan this with your authenticator app (device {}):\n\n{art}\n\n",
-        crate::escape(&device.serial)
+        stsmfa_core::escape(&device.serial)
     ));
     if let Some(path) = &args.qr_png {
         write_png(path, &qr)?;
-        crate::emit(&format!(
+        stsmfa_core::emit(&format!(
             "QR code written to {} (readable by you only; delete it once scanned).\n",
-            crate::escape(&path.display().to_string())
+            stsmfa_core::escape(&path.display().to_string())
         ));
     }
     if args.show_secret {
-        crate::emit(&format!(
+        stsmfa_core::emit(&format!(
             "Secret (base32): {}\n",
-            crate::escape(device.seed.expose())
+            stsmfa_core::escape(device.seed.expose())
         ));
     }
     let first = term.code(profile, &device.serial, None)?;
-    crate::emit("Now wait for the next code (a new one every 30 seconds) and enter it.\n");
+    stsmfa_core::emit("Now wait for the next code (a new one every 30 seconds) and enter it.\n");
     let mut retry = None;
     let second = loop {
         let c = term.code(profile, &device.serial, retry)?;
@@ -309,13 +310,13 @@ impl Terminal {
     /// A 6-digit code for the device; `retry` says why the last one was not taken.
     fn code(&mut self, profile: &str, serial: &str, retry: Option<&str>) -> Result<String, Fail> {
         if let Some(why) = retry {
-            self.say(&format!("stsmfa: {}\n", crate::escape(why)));
+            self.say(&format!("stsmfa: {}\n", stsmfa_core::escape(why)));
         }
         for _ in 0..MAX_MALFORMED {
             self.say(&format!(
                 "MFA code for profile {} ({}): ",
-                crate::escape(profile),
-                crate::escape(serial)
+                stsmfa_core::escape(profile),
+                stsmfa_core::escape(serial)
             ));
             let Some(line) = self.line()? else {
                 self.say("\n");
@@ -461,13 +462,13 @@ fn record_serial(
     let section = section_name(profile);
     let shown_path = path.display().to_string();
     let (shown_serial, section, shown_path) = (
-        crate::escape(serial),
-        crate::escape(&section),
-        crate::escape(&shown_path),
+        stsmfa_core::escape(serial),
+        stsmfa_core::escape(&section),
+        stsmfa_core::escape(&shown_path),
     );
     let q = format!("Add `mfa_serial = {shown_serial}` to [{section}] in {shown_path}? [Y/n] ");
     if !args.yes && !term.yes(&q)? {
-        crate::emit(&format!(
+        stsmfa_core::emit(&format!(
             "Left {shown_path} unchanged. Add this line to [{section}] yourself:\nmfa_serial = {shown_serial}\n"
         ));
         return Ok(());
@@ -488,300 +489,11 @@ fn record_serial(
     if let Some(b) = backup {
         done += &format!("; the old version is in {}", b.display());
     }
-    crate::emit(&format!("{}.\n", crate::escape(&done)));
+    stsmfa_core::emit(&format!("{}.\n", stsmfa_core::escape(&done)));
     Ok(())
 }
 
-/// The file `path` names, through any chain of symlinks (a dangling link
-/// too: its target is where the file is created).
-fn resolve_links(path: &Path) -> PathBuf {
-    let mut p = path.to_path_buf();
-    // As many links as the kernel follows (ELOOP past that).
-    for _ in 0..40 {
-        match std::fs::read_link(&p) {
-            Ok(target) => {
-                p = p
-                    .parent()
-                    .map_or_else(|| target.clone(), |d| d.join(&target))
-            }
-            Err(_) => break,
-        }
-    }
-    p
-}
-
 fn config_path() -> PathBuf {
-    let [config, _] = crate::profiles::config_files(&crate::real_env);
+    let [config, _] = stsmfa_core::profiles::config_files(&stsmfa_core::real_env);
     config
-}
-
-fn section_name(profile: &str) -> String {
-    if profile == "default" {
-        "default".into()
-    } else {
-        format!("profile {profile}")
-    }
-}
-
-/// `config` → `config.stsmfa-backup`, next to it.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
-/// Writes through a temporary file and a rename, keeping a backup of the old
-/// file. Both are created 0600 and then given the old file's mode, so that no
-/// moment exists when a private config is readable by others. Returns the
-/// backup's path.
-fn write_atomically(path: &Path, old: Option<&str>, new: &str) -> Result<Option<PathBuf>, Fail> {
-    let err = |e: std::io::Error| {
-        fail!("cannot write {}: {e}", path.display())
-            .hint("nothing was changed; add mfa_serial by hand")
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
-    let write = |to: &Path, text: &str| -> std::io::Result<()> {
-        // A fresh file, so that an old one's looser mode is not kept.
-        match std::fs::remove_file(to) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut f = o.open(to)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        if let Some(mode) = &mode {
-            std::fs::set_permissions(to, mode.clone())?;
-        }
-        Ok(())
-    };
-    let backup = match old {
-        Some(old) => {
-            let backup = sibling(path, ".stsmfa-backup");
-            write(&backup, old).map_err(err)?;
-            Some(backup)
-        }
-        None => None,
-    };
-    let tmp = sibling(path, ".stsmfa-tmp");
-    write(&tmp, new)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })?;
-    Ok(backup)
-}
-
-/// Returns `text` with `mfa_serial = serial` in the profile's section, every
-/// other line kept as it was, line endings included (a file with CRLF lines
-/// gets a CRLF line).
-pub fn add_mfa_serial(text: &str, profile: &str, serial: &str) -> String {
-    let header_matches = |line: &str| {
-        let l = line.trim();
-        let Some(inner) = l.strip_prefix('[').and_then(|r| r.split(']').next()) else {
-            return false;
-        };
-        let words: Vec<&str> = inner.split_whitespace().collect();
-        match words.as_slice() {
-            ["profile", name] => *name == profile,
-            [name] => *name == profile && profile == "default",
-            _ => false,
-        }
-    };
-    // The file's own line ending: that of its first line.
-    let eol = match text.find('\n') {
-        Some(i) if text[..i].ends_with('\r') => "\r\n",
-        _ => "\n",
-    };
-    // Each line with its ending, so that untouched lines are copied byte for byte.
-    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
-    let content = |l: &str| -> String {
-        let l = l.strip_suffix('\n').unwrap_or(l);
-        l.strip_suffix('\r').unwrap_or(l).to_owned()
-    };
-    let new_line = format!("mfa_serial = {serial}");
-    let Some(start) = lines.iter().position(|l| header_matches(&content(l))) else {
-        let mut out = text.to_owned();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push_str(eol);
-        }
-        if !out.is_empty() {
-            out.push_str(eol);
-        }
-        out += &format!("[{}]{eol}{new_line}{eol}", section_name(profile));
-        return out;
-    };
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| content(l).trim_start().starts_with('['))
-        .map_or(lines.len(), |p| start + 1 + p);
-    let existing = (start + 1..end).find(|&i| {
-        content(&lines[i])
-            .trim_start()
-            .split('=')
-            .next()
-            .is_some_and(|k| k.trim() == "mfa_serial")
-    });
-    match existing {
-        Some(i) => {
-            let ending = &lines[i][content(&lines[i]).len()..];
-            lines[i] = format!("{new_line}{ending}");
-        }
-        None => {
-            // After the section's last setting, before trailing blank lines.
-            let mut at = end;
-            while at > start + 1 && content(&lines[at - 1]).trim().is_empty() {
-                at -= 1;
-            }
-            if lines[at - 1].ends_with('\n') {
-                lines.insert(at, format!("{new_line}{eol}"));
-            } else {
-                // The file's last line, without an ending: so is the new one.
-                lines[at - 1].push_str(eol);
-                lines.insert(at, new_line);
-            }
-        }
-    }
-    lines.concat()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keeps_crlf_line_endings() {
-        let before =
-            "[default]\r\nregion = r\r\n\r\n[profile work]\r\nregion = x\r\n\r\n[profile b]\r\n";
-        assert_eq!(
-            add_mfa_serial(before, "work", "s"),
-            "[default]\r\nregion = r\r\n\r\n[profile work]\r\nregion = x\r\nmfa_serial = s\r\n\r\n[profile b]\r\n"
-        );
-        assert_eq!(
-            add_mfa_serial("[profile work]\r\nmfa_serial = old\r\n", "work", "s"),
-            "[profile work]\r\nmfa_serial = s\r\n"
-        );
-        assert_eq!(
-            add_mfa_serial("[default]\r\nregion = r", "work", "s"),
-            "[default]\r\nregion = r\r\n\r\n[profile work]\r\nmfa_serial = s\r\n"
-        );
-        assert_eq!(
-            add_mfa_serial("[profile work]\r\nregion = r", "work", "s"),
-            "[profile work]\r\nregion = r\r\nmfa_serial = s"
-        );
-    }
-
-    /// A scratch directory for one test.
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("stsmfa-enroll-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn backup_and_new_file_keep_the_old_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = scratch("mode");
-        let config = dir.join("config");
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        for want in [0o600, 0o640] {
-            std::fs::write(&config, "old\n").unwrap();
-            std::fs::set_permissions(&config, PermissionsExt::from_mode(want)).unwrap();
-            // A leftover backup that anyone may read must not stay so.
-            std::fs::write(dir.join("config.stsmfa-backup"), "x").unwrap();
-            std::fs::set_permissions(
-                dir.join("config.stsmfa-backup"),
-                PermissionsExt::from_mode(0o644),
-            )
-            .unwrap();
-            let backup = write_atomically(&config, Some("old\n"), "new\n")
-                .unwrap()
-                .unwrap();
-            assert_eq!(backup, dir.join("config.stsmfa-backup"));
-            assert_eq!(std::fs::read_to_string(&backup).unwrap(), "old\n");
-            assert_eq!(std::fs::read_to_string(&config).unwrap(), "new\n");
-            assert_eq!(mode(&backup), want);
-            assert_eq!(mode(&config), want);
-        }
-        // No old file: the new one is private.
-        let fresh = dir.join("sub").join("config");
-        assert_eq!(write_atomically(&fresh, None, "new\n").unwrap(), None);
-        assert_eq!(mode(&fresh), 0o600);
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(
-            !left.iter().any(|n| n.to_string_lossy().contains("tmp")),
-            "{left:?}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn symlinks_are_followed_to_the_file() {
-        let dir = scratch("links");
-        std::fs::create_dir_all(dir.join("dotfiles")).unwrap();
-        std::fs::write(dir.join("dotfiles/aws-config"), "[default]\n").unwrap();
-        std::os::unix::fs::symlink("dotfiles/aws-config", dir.join("hop")).unwrap();
-        std::os::unix::fs::symlink(dir.join("hop"), dir.join("config")).unwrap();
-        let real = resolve_links(&dir.join("config"));
-        assert_eq!(
-            std::fs::canonicalize(&real).unwrap(),
-            std::fs::canonicalize(dir.join("dotfiles/aws-config")).unwrap()
-        );
-        assert_eq!(
-            resolve_links(&dir.join("dotfiles/aws-config")),
-            dir.join("dotfiles/aws-config")
-        );
-        // A dangling link names where the file is to be created.
-        std::os::unix::fs::symlink("nowhere/config", dir.join("dangling")).unwrap();
-        assert_eq!(
-            resolve_links(&dir.join("dangling")),
-            dir.join("nowhere/config")
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn adds_to_existing_section_keeping_everything_else() {
-        let before = "# my config\n[default]\nregion = us-east-1\n\n[profile work]\nregion = eu-west-1 # keep\noutput = json\n\n[profile other]\nregion = x\n";
-        let after = add_mfa_serial(before, "work", "arn:aws:iam::1:mfa/alice");
-        assert_eq!(
-            after,
-            "# my config\n[default]\nregion = us-east-1\n\n[profile work]\nregion = eu-west-1 # keep\noutput = json\nmfa_serial = arn:aws:iam::1:mfa/alice\n\n[profile other]\nregion = x\n"
-        );
-    }
-
-    #[test]
-    fn replaces_an_old_serial_and_handles_default() {
-        let before = "[default]\nmfa_serial = old\nregion = r\n";
-        assert_eq!(
-            add_mfa_serial(before, "default", "new"),
-            "[default]\nmfa_serial = new\nregion = r\n"
-        );
-    }
-
-    #[test]
-    fn appends_a_missing_section() {
-        assert_eq!(
-            add_mfa_serial("", "work", "s"),
-            "[profile work]\nmfa_serial = s\n"
-        );
-        assert_eq!(
-            add_mfa_serial("[profile a]\nx = 1", "work", "s"),
-            "[profile a]\nx = 1\n\n[profile work]\nmfa_serial = s\n"
-        );
-    }
 }

@@ -1,0 +1,73 @@
+//! The full command set: a session from STS on a cache miss, `enroll`, and
+//! the man page; the rest as the small binary runs it.
+
+use clap::CommandFactory;
+use std::time::{Duration, SystemTime};
+use stsmfa_core::cli::{Cli, Command, ProfileArgs};
+use stsmfa_core::commands;
+use stsmfa_core::config::{self, Settings};
+use stsmfa_core::credentials::Session;
+use stsmfa_core::error::Fail;
+use stsmfa_core::fail;
+use stsmfa_core::prompt;
+use stsmfa_core::session::{self, Deps};
+use stsmfa_core::store;
+use stsmfa_core::sts::{AwsSts, ClientSettings, Sts};
+
+pub fn run(cli: Cli) -> Result<u8, Fail> {
+    let verbose = cli.verbose;
+    if let Some(args) = commands::session_args(&cli.command) {
+        let (settings, session) = obtain(args, verbose)?;
+        return commands::deliver(&cli.command, &settings, &session);
+    }
+    match cli.command {
+        Command::Enroll(args) => crate::enroll::enroll(&args, verbose),
+        Command::Man => man(),
+        other => commands::light(other, verbose),
+    }
+}
+
+/// Total time allowed for one STS/IAM call, retries included.
+pub fn network_timeout() -> Result<Duration, Fail> {
+    match stsmfa_core::real_env("STSMFA_TIMEOUT") {
+        Some(v) => {
+            config::parse_duration(&v).map_err(|e| fail!("{} (from STSMFA_TIMEOUT)", e.message))
+        }
+        None => Ok(Duration::from_secs(30)),
+    }
+}
+
+/// Resolves settings for a session command and gets the session.
+fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail> {
+    let settings = commands::settings(args, verbose)?;
+    let store = store::open(settings.store, verbose)?;
+    let client = ClientSettings {
+        profile: settings.profile.clone(),
+        region: settings.region.clone(),
+        keys: settings.keys.clone(),
+        timeout: network_timeout()?,
+    };
+    let mut sts = || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(AwsSts::new(&client)?)) };
+    let code = settings.code.clone();
+    let ykman = settings.ykman_account.clone();
+    let mut provider = || prompt::provider(&code, ykman.as_deref());
+    let mut deps = Deps {
+        store: store.as_ref(),
+        sts: &mut sts,
+        provider: &mut provider,
+        now: SystemTime::now,
+        sleep: std::thread::sleep,
+    };
+    let session = session::get(&settings, &mut deps)?;
+    Ok((settings, session))
+}
+
+/// The man page, from the same definitions as `--help`.
+fn man() -> Result<u8, Fail> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut buf)
+        .map_err(|e| fail!("cannot render the man page: {e}"))?;
+    stsmfa_core::emit(&String::from_utf8_lossy(&buf));
+    Ok(0)
+}
