@@ -200,27 +200,47 @@ pub fn store_choice(opt: Option<StoreChoice>, env: EnvLookup) -> Result<StoreCho
     }
 }
 
+/// The user's platform directories, as the `dirs` crate finds them (a seam,
+/// so tests need not change the process environment).
+pub struct PlatformDirs {
+    /// `$XDG_RUNTIME_DIR` on Linux; none on macOS and Windows.
+    pub runtime: Option<PathBuf>,
+    /// `$XDG_CACHE_HOME` or `~/.cache`; `~/Library/Caches`; `%LOCALAPPDATA%`.
+    pub cache: Option<PathBuf>,
+}
+
+impl PlatformDirs {
+    pub fn real() -> PlatformDirs {
+        PlatformDirs {
+            runtime: dirs::runtime_dir(),
+            cache: dirs::cache_dir(),
+        }
+    }
+}
+
 /// Lock files and the used-code record. Nothing secret lives there, but
 /// files another user plants in it could make stsmfa overwrite the user's
 /// files, so it is never a shared place such as the temp dir (and
 /// `statedir` refuses a directory of someone else's or one others can write).
-/// `$XDG_RUNTIME_DIR` counts only when it is what the XDG spec says it is:
-/// an absolute path to a directory of the user's that others cannot write.
+/// The runtime dir counts only when it is what the XDG spec says it is: a
+/// directory of the user's that others cannot write.
 pub fn state_dir(env: EnvLookup) -> Result<PathBuf, Fail> {
+    state_dir_in(env, &PlatformDirs::real())
+}
+
+fn state_dir_in(env: EnvLookup, platform: &PlatformDirs) -> Result<PathBuf, Fail> {
     if let Some(d) = env("STSMFA_STATE_DIR") {
         return Ok(PathBuf::from(d));
     }
-    // The XDG spec: a relative path in these variables is to be ignored.
-    let absolute = |name: &str| env(name).map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(d) = absolute("XDG_RUNTIME_DIR").filter(|d| crate::statedir::is_private(d)) {
-        return Ok(d.join("stsmfa"));
-    }
-    absolute("XDG_CACHE_HOME")
-        .or_else(|| absolute("HOME").map(|h| h.join(".cache")))
-        .or_else(|| absolute("LOCALAPPDATA").filter(|_| cfg!(windows)))
+    let private_runtime = platform
+        .runtime
+        .as_ref()
+        .filter(|d| d.is_absolute() && crate::statedir::is_private(d));
+    private_runtime
+        .or(platform.cache.as_ref().filter(|d| d.is_absolute()))
         .map(|d| d.join("stsmfa"))
         .ok_or_else(|| {
-            fail!("no place for stsmfa's state directory: HOME is not set")
+            fail!("no place for stsmfa's state directory: no home or cache directory is known")
                 .hint("set STSMFA_STATE_DIR to a directory of your own (stsmfa creates it with mode 0700), or set HOME")
         })
 }
@@ -375,6 +395,7 @@ fn check_serial(serial: &str, from: &str) -> Result<String, Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn profiles(config: &str, credentials: &str) -> ProfileSet {
         ProfileSet::parse(&[
@@ -402,10 +423,21 @@ mod tests {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
     }
 
+    fn platform(runtime: Option<&Path>, cache: Option<&str>) -> PlatformDirs {
+        PlatformDirs {
+            runtime: runtime.map(Path::to_owned),
+            cache: cache.map(PathBuf::from),
+        }
+    }
+
     #[test]
-    fn state_dir_without_home_or_xdg_is_an_error_not_the_temp_dir() {
-        let e = state_dir(&bare_env(vec![])).unwrap_err();
-        assert!(e.message.contains("HOME is not set"), "{}", e.message);
+    fn state_dir_without_a_home_is_an_error_not_the_temp_dir() {
+        let e = state_dir_in(&bare_env(vec![]), &platform(None, None)).unwrap_err();
+        assert!(
+            e.message.contains("no home or cache directory"),
+            "{}",
+            e.message
+        );
         assert!(
             e.hints
                 .iter()
@@ -413,37 +445,34 @@ mod tests {
             "{:?}",
             e.hints
         );
-        for relative in ["HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"] {
-            let e = state_dir(&bare_env(vec![(relative, "rel/dir".into())]));
-            assert!(e.is_err(), "relative {relative} is ignored");
-        }
+        let relative = state_dir_in(&bare_env(vec![]), &platform(None, Some("rel/dir")));
+        assert!(relative.is_err(), "a relative cache dir is ignored");
     }
 
     #[test]
     fn state_dir_resolution_order() {
-        let home = || ("HOME", "/home/u".to_owned());
-        let dir = |pairs| state_dir(&bare_env(pairs)).unwrap();
-        assert_eq!(dir(vec![home()]), PathBuf::from("/home/u/.cache/stsmfa"));
+        let none = bare_env(vec![]);
+        let cache = Some("/home/u/.cache");
         assert_eq!(
-            dir(vec![home(), ("XDG_CACHE_HOME", "/c".into())]),
-            PathBuf::from("/c/stsmfa")
+            state_dir_in(&none, &platform(None, cache)).unwrap(),
+            PathBuf::from("/home/u/.cache/stsmfa")
         );
+        let env = bare_env(vec![("STSMFA_STATE_DIR", "/s".into())]);
         assert_eq!(
-            dir(vec![home(), ("STSMFA_STATE_DIR", "/s".into())]),
+            state_dir_in(&env, &platform(None, cache)).unwrap(),
             PathBuf::from("/s")
         );
         // A private runtime dir is used; a shared one (/tmp) is not.
         let run = std::env::temp_dir().join(format!("stsmfa-xdg-run-{}", std::process::id()));
         crate::statedir::ensure(&run).unwrap();
-        let runtime = run.display().to_string();
         assert_eq!(
-            dir(vec![home(), ("XDG_RUNTIME_DIR", runtime)]),
+            state_dir_in(&none, &platform(Some(&run), cache)).unwrap(),
             run.join("stsmfa")
         );
         std::fs::remove_dir_all(&run).unwrap();
         #[cfg(unix)]
         assert_eq!(
-            dir(vec![home(), ("XDG_RUNTIME_DIR", "/tmp".into())]),
+            state_dir_in(&none, &platform(Some(Path::new("/tmp")), cache)).unwrap(),
             PathBuf::from("/home/u/.cache/stsmfa")
         );
     }

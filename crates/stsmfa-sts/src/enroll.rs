@@ -1,6 +1,7 @@
 //! `enroll`: a new IAM user creates and enables their own virtual MFA device
 //! with nothing but the self-service permissions of AWS's MFA policies.
 
+use crate::aws::{AwsSts, ClientSettings};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
 use stsmfa_core::profiles::edit::{add_mfa_serial, resolve_links, section_name, write_atomically};
 use stsmfa_core::prompt::parse_code;
-use stsmfa_core::sts::{AwsSts, ClientSettings, Sts};
+use stsmfa_core::sts::Sts;
 
 pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
     let profiles = stsmfa_core::profiles::load_real()?;

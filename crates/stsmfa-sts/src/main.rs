@@ -2,6 +2,7 @@
 //! (and for `enroll`), so that the binary every AWS CLI call starts stays
 //! small; it takes the same command line.
 
+mod aws;
 mod enroll;
 mod run;
 

@@ -1,6 +1,7 @@
 //! The full command set: a session from STS on a cache miss, `enroll`, and
 //! the man page; the rest as the small binary runs it.
 
+use crate::aws::{AwsSts, ClientSettings};
 use clap::CommandFactory;
 use std::time::{Duration, SystemTime};
 use stsmfa_core::cli::{Cli, Command, ProfileArgs};
@@ -12,7 +13,7 @@ use stsmfa_core::fail;
 use stsmfa_core::prompt;
 use stsmfa_core::session::{self, Deps};
 use stsmfa_core::store;
-use stsmfa_core::sts::{AwsSts, ClientSettings, Sts};
+use stsmfa_core::sts::Sts;
 
 pub fn run(cli: Cli) -> Result<u8, Fail> {
     let verbose = cli.verbose;
