@@ -37,3 +37,15 @@ def test_verbose_miss_says_it_hands_over(home, user):
     assert "handing over to" in cp.stderr and "stsmfa-sts" in cp.stderr, cp.stderr
     again = home.run("-v", "credential-process", "work")
     assert "cache hit" in again.stderr and "handing over" not in again.stderr, again.stderr
+
+
+def test_a_handed_over_miss_reads_the_store_once_before_the_lock(home, user, store):
+    """stsmfa has just read the cache and missed: stsmfa-sts goes straight to
+    the lock and reads the store again only there (one look-up each)."""
+    home.add_source_profile("work", user)
+    cp = home.run("-v", "credential-process", "work")
+    assert cp.returncode == 0, cp.stderr
+    looks = [ln for ln in cp.stderr.splitlines() if "cache miss for profile work" in ln]
+    assert len(looks) == 2, cp.stderr  # stsmfa's, then the re-check under the lock
+    handed = cp.stderr.index("handing over to")
+    assert cp.stderr.index(looks[0]) < handed < cp.stderr.index(looks[1]), cp.stderr

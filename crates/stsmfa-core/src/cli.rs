@@ -28,6 +28,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Set by `stsmfa` when it hands a miss to `stsmfa-sts`: the cache was
+    /// just read, so go straight to the lock (and read it again there).
+    #[arg(long, global = true, hide = true)]
+    pub after_miss: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

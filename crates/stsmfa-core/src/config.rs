@@ -52,6 +52,9 @@ pub struct Settings {
     pub lock_timeout: Duration,
     pub state_dir: PathBuf,
     pub refresh: bool,
+    /// The small binary has just read the cache and missed: go straight to
+    /// the lock (the cache is read again there).
+    pub after_miss: bool,
     pub verbose: bool,
     pub ykman_account: Option<String>,
 }
@@ -185,6 +188,7 @@ pub fn resolve(
         lock_timeout,
         state_dir: state_dir(env)?,
         refresh: opts.refresh,
+        after_miss: false,
         verbose,
         ykman_account: key("stsmfa_ykman_account"),
         profile: profile_name,

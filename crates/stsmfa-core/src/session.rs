@@ -108,7 +108,9 @@ pub fn cached(
 /// the refresh margin left, else from STS after asking for a code. Exactly
 /// one process per profile asks; the others wait on the lock and then read.
 pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
-    if let Some(hit) = cached(s, deps.store, deps.now)? {
+    if !s.after_miss
+        && let Some(hit) = cached(s, deps.store, deps.now)?
+    {
         return Ok(hit);
     }
     // Whoever held the lock may have just stored a session (perhaps under a
@@ -365,6 +367,7 @@ mod tests {
             lock_timeout: Duration::from_secs(1),
             state_dir: dir.to_owned(),
             refresh: false,
+            after_miss: false,
             verbose: false,
             ykman_account: None,
         }

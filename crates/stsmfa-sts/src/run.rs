@@ -18,7 +18,7 @@ use stsmfa_core::sts::Sts;
 pub fn run(cli: Cli) -> Result<u8, Fail> {
     let verbose = cli.verbose;
     if let Some(args) = commands::session_args(&cli.command) {
-        let (settings, session) = obtain(args, verbose)?;
+        let (settings, session) = obtain(args, verbose, cli.after_miss)?;
         return commands::deliver(&cli.command, &settings, &session);
     }
     match cli.command {
@@ -39,9 +39,14 @@ pub fn network_timeout() -> Result<Duration, Fail> {
 }
 
 /// Resolves settings for a session command and gets the session.
-fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail> {
-    let settings = commands::settings(args, verbose)?;
-    let store = store::open(settings.store, verbose)?;
+fn obtain(
+    args: &ProfileArgs,
+    verbose: bool,
+    after_miss: bool,
+) -> Result<(Settings, Session), Fail> {
+    let mut settings = commands::settings(args, verbose)?;
+    settings.after_miss = after_miss;
+    let store = store::Lazy::new(settings.store, verbose);
     let client = ClientSettings {
         profile: settings.profile.clone(),
         region: settings.region.clone(),
@@ -53,7 +58,7 @@ fn obtain(args: &ProfileArgs, verbose: bool) -> Result<(Settings, Session), Fail
     let ykman = settings.ykman_account.clone();
     let mut provider = || prompt::provider(&code, ykman.as_deref());
     let mut deps = Deps {
-        store: store.as_ref(),
+        store: &store,
         sts: &mut sts,
         provider: &mut provider,
         now: SystemTime::now,

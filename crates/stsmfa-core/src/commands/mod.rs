@@ -29,10 +29,10 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
         {
             return deliver(&cli.command, &settings, &session);
         }
-        return handoff(verbose);
+        return handoff(verbose, true);
     }
     match cli.command {
-        Command::Enroll(_) | Command::Man => handoff(verbose),
+        Command::Enroll(_) | Command::Man => handoff(verbose, false),
         other => light(other, verbose),
     }
 }
@@ -79,7 +79,8 @@ pub fn deliver(command: &Command, settings: &Settings, session: &Session) -> Res
 pub const FULL_BINARY: &str = "stsmfa-sts";
 
 /// Runs the same command line in `stsmfa-sts` (on Unix in this very process).
-fn handoff(verbose: bool) -> Result<u8, Fail> {
+/// `after_miss` tells it the cache was just read and missed.
+fn handoff(verbose: bool, after_miss: bool) -> Result<u8, Fail> {
     let exe = std::env::current_exe()
         .map_err(|e| fail!("cannot find the stsmfa binary's own path: {e}"))?;
     let full = exe.with_file_name(format!("{FULL_BINARY}{}", std::env::consts::EXE_SUFFIX));
@@ -87,10 +88,13 @@ fn handoff(verbose: bool) -> Result<u8, Fail> {
         crate::diag(&format!("handing over to {}", full.display()));
     }
     let mut cmd = std::process::Command::new(&full);
+    if after_miss {
+        cmd.arg("--after-miss");
+    }
     cmd.args(std::env::args_os().skip(1));
     let missing = |e: std::io::Error| {
         fail!("cannot run {}: {e}", full.display()).hint(format!(
-            "{FULL_BINARY} must be installed next to stsmfa (`cargo install` installs both)"
+            "{FULL_BINARY} must be installed next to stsmfa (./install.sh installs both)"
         ))
     };
     #[cfg(unix)]

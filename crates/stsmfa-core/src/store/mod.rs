@@ -38,7 +38,7 @@ pub trait CredentialStore {
 }
 
 /// Store failures the session logic branches on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the {store} keyring is locked")]
     Locked { store: &'static str },
@@ -47,6 +47,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The store that failed, as users name it.
+    pub fn store(&self) -> &'static str {
+        match self {
+            StoreError::Locked { store } | StoreError::Unavailable { store, .. } => store,
+        }
+    }
+
     /// The one-line message and hints for users.
     pub fn to_fail(&self) -> Fail {
         match self {
@@ -126,5 +133,54 @@ fn open_with(
         }
         StoreChoice::Auto => Ok(keyring::open_auto(verbose, warn)),
         explicit => keyring::open(explicit).map_err(|e| e.to_fail()),
+    }
+}
+
+/// A store opened on first use. On a miss handed over by the small binary
+/// (which has just read the store), `stsmfa-sts` goes straight to the lock,
+/// so the Secret Service is connected to once before the lock, not twice.
+pub struct Lazy {
+    choice: StoreChoice,
+    verbose: bool,
+    opened: std::cell::OnceCell<Result<Box<dyn CredentialStore>, StoreError>>,
+}
+
+impl Lazy {
+    pub fn new(choice: StoreChoice, verbose: bool) -> Lazy {
+        Lazy {
+            choice,
+            verbose,
+            opened: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn store(&self) -> Result<&dyn CredentialStore, StoreError> {
+        let opened = self.opened.get_or_init(|| match self.choice {
+            StoreChoice::None => {
+                crate::warn("store 'none': sessions are not cached, so every call asks for a code");
+                Ok(Box::new(NoStore))
+            }
+            StoreChoice::Auto => Ok(keyring::open_auto(self.verbose, true)),
+            explicit => keyring::open(explicit),
+        });
+        match opened {
+            Ok(store) => Ok(store.as_ref()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+impl CredentialStore for Lazy {
+    fn name(&self) -> &'static str {
+        self.store().map_or_else(|e| e.store(), |s| s.name())
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store()?.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store()?.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.store()?.delete(key)
     }
 }
