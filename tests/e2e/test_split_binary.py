@@ -45,7 +45,8 @@ def test_a_handed_over_miss_reads_the_store_once_before_the_lock(home, user, sto
     home.add_source_profile("work", user)
     cp = home.run("-v", "credential-process", "work")
     assert cp.returncode == 0, cp.stderr
-    looks = [ln for ln in cp.stderr.splitlines() if "cache miss for profile work" in ln]
+    lines = cp.stderr.splitlines()
+    looks = [i for i, ln in enumerate(lines) if "cache miss for profile work" in ln]
     assert len(looks) == 2, cp.stderr  # stsmfa's, then the re-check under the lock
-    handed = cp.stderr.index("handing over to")
-    assert cp.stderr.index(looks[0]) < handed < cp.stderr.index(looks[1]), cp.stderr
+    handed = next(i for i, ln in enumerate(lines) if "handing over to" in ln)
+    assert looks[0] < handed < looks[1], cp.stderr
