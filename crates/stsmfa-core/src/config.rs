@@ -24,6 +24,7 @@ pub const MAX_DURATION: u64 = 129_600;
 const DEFAULT_DURATION: u64 = 12 * 3600;
 const DEFAULT_MIN_TTL: u64 = 15 * 60;
 const DEFAULT_LOCK_TIMEOUT: u64 = 120;
+const DEFAULT_TIMEOUT: u64 = 30;
 
 /// Where the MFA code comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +51,13 @@ pub struct Settings {
     pub region: Option<String>,
     pub keys: LongTermKeys,
     pub lock_timeout: Duration,
+    /// Bound on one whole STS/IAM call (`STSMFA_TIMEOUT`).
+    pub timeout: Duration,
     pub state_dir: PathBuf,
     pub refresh: bool,
     /// The small binary has just read the cache and missed: go straight to
     /// the lock (the cache is read again there).
     pub after_miss: bool,
-    pub verbose: bool,
     pub ykman_account: Option<String>,
 }
 
@@ -78,7 +80,6 @@ pub fn session_profile(name: &str, profiles: &ProfileSet) -> String {
 pub fn resolve(
     profile_arg: Option<&str>,
     opts: &SessionOpts,
-    verbose: bool,
     env: EnvLookup,
     profiles: &ProfileSet,
 ) -> Result<Settings, Fail> {
@@ -154,7 +155,7 @@ pub fn resolve(
     // their length (a 15-minute session is served for 10 minutes).
     let min_ttl = if min_ttl >= duration {
         let scaled = duration / 3;
-        if verbose {
+        {
             crate::diag(&format!(
                 "refresh margin {} s is too long for a {} s session; using {} s",
                 min_ttl.as_secs(),
@@ -165,6 +166,11 @@ pub fn resolve(
         scaled
     } else {
         min_ttl
+    };
+
+    let timeout = match env("STSMFA_TIMEOUT") {
+        Some(v) => parse_duration(&v).map_err(|e| with_source(e, "STSMFA_TIMEOUT", false))?,
+        None => Duration::from_secs(DEFAULT_TIMEOUT),
     };
 
     let lock_timeout = match env("STSMFA_LOCK_TIMEOUT") {
@@ -186,10 +192,10 @@ pub fn resolve(
             .or_else(|| key("region")),
         keys,
         lock_timeout,
+        timeout,
         state_dir: state_dir(env)?,
         refresh: opts.refresh,
         after_miss: false,
-        verbose,
         ykman_account: key("stsmfa_ykman_account"),
         profile: profile_name,
     })
@@ -485,7 +491,7 @@ mod tests {
     fn precedence_option_env_profile_default() {
         let set = profiles(CONFIG, CREDS);
         let none = env_of(&[]);
-        let s = resolve(Some("work"), &SessionOpts::default(), false, &none, &set).unwrap();
+        let s = resolve(Some("work"), &SessionOpts::default(), &none, &set).unwrap();
         assert_eq!(s.duration, Duration::from_secs(7200), "profile key");
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
         assert_eq!(
@@ -501,7 +507,7 @@ mod tests {
             ("STSMFA_MFA_SERIAL", "arn:aws:iam::1:mfa/env"),
             ("STSMFA_MFA_CODE", "123456"),
         ]);
-        let s = resolve(Some("work"), &SessionOpts::default(), false, &env, &set).unwrap();
+        let s = resolve(Some("work"), &SessionOpts::default(), &env, &set).unwrap();
         assert_eq!(
             s.duration,
             Duration::from_secs(3 * 3600),
@@ -524,7 +530,7 @@ mod tests {
             mfa_serial: Some("arn:aws:iam::1:mfa/opt".into()),
             ..Default::default()
         };
-        let s = resolve(Some("work"), &opts, false, &env, &set).unwrap();
+        let s = resolve(Some("work"), &opts, &env, &set).unwrap();
         assert_eq!(
             s.duration,
             Duration::from_secs(4 * 3600),
@@ -548,7 +554,7 @@ mod tests {
             "[other]\naws_access_key_id = A\naws_secret_access_key = B\n",
         );
         let env = env_of(&[("AWS_PROFILE", "other")]);
-        let s = resolve(None, &SessionOpts::default(), false, &env, &set).unwrap();
+        let s = resolve(None, &SessionOpts::default(), &env, &set).unwrap();
         assert_eq!(s.profile, "other");
         assert_eq!(s.duration, Duration::from_secs(12 * 3600));
         assert_eq!(s.mfa_serial, None);
@@ -560,7 +566,6 @@ mod tests {
         let s = resolve(
             Some("work-mfa"),
             &SessionOpts::default(),
-            false,
             &env_of(&[]),
             &set,
         )
@@ -571,14 +576,7 @@ mod tests {
     #[test]
     fn profile_with_only_credential_process_is_an_error() {
         let set = profiles("[profile loop]\ncredential_process = other-tool get\n", "");
-        let e = resolve(
-            Some("loop"),
-            &SessionOpts::default(),
-            false,
-            &env_of(&[]),
-            &set,
-        )
-        .unwrap_err();
+        let e = resolve(Some("loop"), &SessionOpts::default(), &env_of(&[]), &set).unwrap_err();
         assert!(
             e.message.contains("only has a credential_process"),
             "{}",
@@ -590,14 +588,7 @@ mod tests {
     #[test]
     fn missing_profile_lists_known_ones() {
         let set = profiles(CONFIG, CREDS);
-        let e = resolve(
-            Some("nope"),
-            &SessionOpts::default(),
-            false,
-            &env_of(&[]),
-            &set,
-        )
-        .unwrap_err();
+        let e = resolve(Some("nope"), &SessionOpts::default(), &env_of(&[]), &set).unwrap_err();
         assert!(e.message.contains("'nope'"));
         assert!(e.hints[0].contains("work"), "{:?}", e.hints);
     }
@@ -608,14 +599,7 @@ mod tests {
             "[profile p]\nmfa_process = ykman oath accounts code -s x\n",
             "[p]\naws_access_key_id = A\naws_secret_access_key = B\n",
         );
-        let s = resolve(
-            Some("p"),
-            &SessionOpts::default(),
-            false,
-            &env_of(&[]),
-            &set,
-        )
-        .unwrap();
+        let s = resolve(Some("p"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
         assert_eq!(
             s.code,
             CodeSource::Process("ykman oath accounts code -s x".into())
@@ -623,7 +607,6 @@ mod tests {
         let s = resolve(
             Some("p"),
             &SessionOpts::default(),
-            false,
             &env_of(&[("STSMFA_MFA_CODE", "111111")]),
             &set,
         )
@@ -656,13 +639,12 @@ mod tests {
             duration: Some("10m".into()),
             ..Default::default()
         };
-        let e = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap_err();
+        let e = resolve(Some("work"), &opts, &env_of(&[]), &set).unwrap_err();
         assert_eq!(e.code, 2);
         assert!(e.message.contains("--duration"));
         let e = resolve(
             Some("work"),
             &SessionOpts::default(),
-            false,
             &env_of(&[("STSMFA_DURATION", "40h")]),
             &set,
         )
@@ -677,13 +659,13 @@ mod tests {
             duration: Some("15m".into()),
             ..Default::default()
         };
-        let s = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap();
+        let s = resolve(Some("work"), &opts, &env_of(&[]), &set).unwrap();
         assert_eq!(s.min_ttl, Duration::from_secs(300));
         let opts = SessionOpts {
             duration: Some("16m".into()),
             ..Default::default()
         };
-        let s = resolve(Some("work"), &opts, false, &env_of(&[]), &set).unwrap();
+        let s = resolve(Some("work"), &opts, &env_of(&[]), &set).unwrap();
         assert_eq!(s.min_ttl, Duration::from_secs(900), "kept when it fits");
     }
 

@@ -92,8 +92,28 @@ pub fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
-/// A `-v` diagnostic line on stderr. Callers never pass secrets.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns `-v` diagnostics on for the whole process: set once at start-up
+/// (ripgrep's `messages` style), so no function needs a `verbose` argument.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A `-v` diagnostic line on stderr, shown only with `-v`. Callers never
+/// pass secrets.
 pub fn diag(msg: &str) {
+    if verbose() {
+        note(msg);
+    }
+}
+
+/// A line for the user on stderr (what `clear` removed, for instance).
+pub fn note(msg: &str) {
     say("stsmfa: ", msg);
 }
 

@@ -30,9 +30,8 @@ pub struct Deps<'a> {
 }
 
 fn diag(s: &Settings, msg: &str) {
-    if s.verbose {
-        crate::diag(msg);
-    }
+    let _ = s;
+    crate::diag(msg);
 }
 
 /// Names this profile's session for `serial` and the current long-term key.
@@ -365,10 +364,10 @@ mod tests {
                 secret_access_key: Secret::new("x".into()),
             },
             lock_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
             state_dir: dir.to_owned(),
             refresh: false,
             after_miss: false,
-            verbose: false,
             ykman_account: None,
         }
     }

@@ -18,6 +18,17 @@ pub struct ClientSettings {
     pub timeout: Duration,
 }
 
+impl From<&stsmfa_core::config::Settings> for ClientSettings {
+    fn from(s: &stsmfa_core::config::Settings) -> ClientSettings {
+        ClientSettings {
+            profile: s.profile.clone(),
+            region: s.region.clone(),
+            keys: s.keys.clone(),
+            timeout: s.timeout,
+        }
+    }
+}
+
 /// The real thing: aws-sdk-sts and aws-sdk-iam on a current-thread runtime.
 pub struct AwsSts {
     rt: tokio::runtime::Runtime,

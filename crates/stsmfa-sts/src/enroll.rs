@@ -15,7 +15,7 @@ use stsmfa_core::profiles::edit::{add_mfa_serial, resolve_links, section_name, w
 use stsmfa_core::prompt::parse_code;
 use stsmfa_core::sts::Sts;
 
-pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
+pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
     let profiles = stsmfa_core::profiles::load_real()?;
     let opts = SessionOpts {
         region: args.region.clone(),
@@ -25,17 +25,11 @@ pub fn enroll(args: &EnrollArgs, verbose: bool) -> Result<u8, Fail> {
     let settings = config::resolve(
         args.profile.as_deref(),
         &opts,
-        verbose,
         &stsmfa_core::real_env,
         &profiles,
     )?;
     let profile = settings.profile.clone();
-    let client = ClientSettings {
-        profile: profile.clone(),
-        region: settings.region.clone(),
-        keys: settings.keys.clone(),
-        timeout: crate::run::network_timeout()?,
-    };
+    let client = ClientSettings::from(&settings);
     let aws = AwsSts::new(&client)?;
     let mut term = Terminal::open().ok_or_else(|| {
         fail!("enroll needs a terminal: it shows a QR code and asks for two codes")

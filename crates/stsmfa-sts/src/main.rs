@@ -12,5 +12,7 @@ use stsmfa_core::cli::Cli;
 
 fn main() -> ExitCode {
     stsmfa_core::harden::no_core_dumps();
-    stsmfa_core::exit(run::run(Cli::parse()))
+    let cli = Cli::parse();
+    stsmfa_core::set_verbose(cli.verbose);
+    stsmfa_core::exit(run::run(cli))
 }

@@ -3,10 +3,10 @@
 
 use crate::aws::{AwsSts, ClientSettings};
 use clap::CommandFactory;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use stsmfa_core::cli::{Cli, Command, ProfileArgs};
 use stsmfa_core::commands;
-use stsmfa_core::config::{self, Settings};
+use stsmfa_core::config::Settings;
 use stsmfa_core::credentials::Session;
 use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
@@ -16,43 +16,23 @@ use stsmfa_core::store;
 use stsmfa_core::sts::Sts;
 
 pub fn run(cli: Cli) -> Result<u8, Fail> {
-    let verbose = cli.verbose;
     if let Some(args) = commands::session_args(&cli.command) {
-        let (settings, session) = obtain(args, verbose, cli.after_miss)?;
+        let (settings, session) = obtain(args, cli.after_miss)?;
         return commands::deliver(&cli.command, &settings, &session);
     }
     match cli.command {
-        Command::Enroll(args) => crate::enroll::enroll(&args, verbose),
+        Command::Enroll(args) => crate::enroll::enroll(&args),
         Command::Man => man(),
-        other => commands::light(other, verbose),
-    }
-}
-
-/// Total time allowed for one STS/IAM call, retries included.
-pub fn network_timeout() -> Result<Duration, Fail> {
-    match stsmfa_core::real_env("STSMFA_TIMEOUT") {
-        Some(v) => {
-            config::parse_duration(&v).map_err(|e| fail!("{} (from STSMFA_TIMEOUT)", e.message))
-        }
-        None => Ok(Duration::from_secs(30)),
+        other => commands::light(other),
     }
 }
 
 /// Resolves settings for a session command and gets the session.
-fn obtain(
-    args: &ProfileArgs,
-    verbose: bool,
-    after_miss: bool,
-) -> Result<(Settings, Session), Fail> {
-    let mut settings = commands::settings(args, verbose)?;
+fn obtain(args: &ProfileArgs, after_miss: bool) -> Result<(Settings, Session), Fail> {
+    let mut settings = commands::settings(args)?;
     settings.after_miss = after_miss;
-    let store = store::Lazy::new(settings.store, verbose);
-    let client = ClientSettings {
-        profile: settings.profile.clone(),
-        region: settings.region.clone(),
-        keys: settings.keys.clone(),
-        timeout: network_timeout()?,
-    };
+    let store = store::Lazy::new(settings.store);
+    let client = ClientSettings::from(&settings);
     let mut sts = || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(AwsSts::new(&client)?)) };
     let code = settings.code.clone();
     let ykman = settings.ykman_account.clone();

@@ -8,5 +8,7 @@ fn main() -> ExitCode {
     clap_complete::CompleteEnv::with_factory(Cli::command)
         .var(stsmfa_core::COMPLETE_VAR)
         .complete();
-    stsmfa_core::exit(stsmfa_core::commands::front(Cli::parse()))
+    let cli = Cli::parse();
+    stsmfa_core::set_verbose(cli.verbose);
+    stsmfa_core::exit(stsmfa_core::commands::front(cli))
 }

@@ -19,9 +19,8 @@ use std::time::SystemTime;
 /// every AWS CLI call pays for starting it. It serves cache hits and the
 /// commands that need no AWS call, and hands everything else to `stsmfa-sts`.
 pub fn front(cli: Cli) -> Result<u8, Fail> {
-    let verbose = cli.verbose;
     if let Some(args) = session_args(&cli.command) {
-        let settings = settings(args, verbose)?;
+        let settings = settings(args)?;
         // Quietly: if the store has a problem, stsmfa-sts says so once.
         let store = store::open_quiet(settings.store);
         if let Ok(Some(session)) =
@@ -29,19 +28,19 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
         {
             return deliver(&cli.command, &settings, &session);
         }
-        return handoff(verbose, true);
+        return handoff(true);
     }
     match cli.command {
-        Command::Enroll(_) | Command::Man => handoff(verbose, false),
-        other => light(other, verbose),
+        Command::Enroll(_) | Command::Man => handoff(false),
+        other => light(other),
     }
 }
 
 /// The commands both binaries run the same way.
-pub fn light(command: Command, verbose: bool) -> Result<u8, Fail> {
+pub fn light(command: Command) -> Result<u8, Fail> {
     match command {
-        Command::Status(args) => status::status(&args, verbose),
-        Command::Clear(args) => status::clear(&args, verbose),
+        Command::Status(args) => status::status(&args),
+        Command::Clear(args) => status::clear(&args),
         Command::Init(args) => setup::init(args.shell),
         Command::Completions(args) => setup::completions(args.shell),
         _ => unreachable!("session commands, enroll and man are dispatched before"),
@@ -80,13 +79,11 @@ pub const FULL_BINARY: &str = "stsmfa-sts";
 
 /// Runs the same command line in `stsmfa-sts` (on Unix in this very process).
 /// `after_miss` tells it the cache was just read and missed.
-fn handoff(verbose: bool, after_miss: bool) -> Result<u8, Fail> {
+fn handoff(after_miss: bool) -> Result<u8, Fail> {
     let exe = std::env::current_exe()
         .map_err(|e| fail!("cannot find the stsmfa binary's own path: {e}"))?;
     let full = exe.with_file_name(format!("{FULL_BINARY}{}", std::env::consts::EXE_SUFFIX));
-    if verbose {
-        crate::diag(&format!("handing over to {}", full.display()));
-    }
+    crate::diag(&format!("handing over to {}", full.display()));
     let mut cmd = std::process::Command::new(&full);
     if after_miss {
         cmd.arg("--after-miss");
@@ -120,12 +117,11 @@ fn handoff(verbose: bool, after_miss: bool) -> Result<u8, Fail> {
 
 /// The settings of a session command, from its options, the environment and
 /// the AWS config files.
-pub fn settings(args: &ProfileArgs, verbose: bool) -> Result<Settings, Fail> {
+pub fn settings(args: &ProfileArgs) -> Result<Settings, Fail> {
     let profiles = crate::profiles::load_real()?;
     config::resolve(
         args.profile.as_deref(),
         &args.opts,
-        verbose,
         &crate::real_env,
         &profiles,
     )

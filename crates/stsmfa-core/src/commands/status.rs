@@ -12,11 +12,8 @@ use serde::Serialize;
 use std::time::SystemTime;
 
 /// `--store` > `STSMFA_STORE` > auto.
-fn open_store(
-    choice: Option<StoreChoice>,
-    verbose: bool,
-) -> Result<Box<dyn CredentialStore>, Fail> {
-    store::open(config::store_choice(choice, &crate::real_env)?, verbose)
+fn open_store(choice: Option<StoreChoice>) -> Result<Box<dyn CredentialStore>, Fail> {
+    store::open(config::store_choice(choice, &crate::real_env)?)
 }
 
 /// The profile whose sessions are meant: `work-mfa`, whose
@@ -40,8 +37,8 @@ struct Row {
     seconds_left: u64,
 }
 
-pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
-    let store = open_store(args.store, verbose)?;
+pub fn status(args: &StatusArgs) -> Result<u8, Fail> {
+    let store = open_store(args.store)?;
     let state_dir = config::state_dir(&crate::real_env)?;
     let cache = Cache::new(store.as_ref(), &state_dir);
     let only = args.profile.as_deref().map(cached_profile);
@@ -92,8 +89,8 @@ pub fn status(args: &StatusArgs, verbose: bool) -> Result<u8, Fail> {
     Ok(0)
 }
 
-pub fn clear(args: &ClearArgs, verbose: bool) -> Result<u8, Fail> {
-    let store = open_store(args.store, verbose)?;
+pub fn clear(args: &ClearArgs) -> Result<u8, Fail> {
+    let store = open_store(args.store)?;
     let state_dir = config::state_dir(&crate::real_env)?;
     let cache = Cache::new(store.as_ref(), &state_dir);
     let profile = (!args.all).then(|| {
@@ -106,14 +103,14 @@ pub fn clear(args: &ClearArgs, verbose: bool) -> Result<u8, Fail> {
         .remove(|k| profile.as_deref().is_none_or(|p| p == k.profile))
         .map_err(|e| e.to_fail())?;
     match (&profile, gone.len()) {
-        (Some(p), 0) => crate::diag(&format!(
+        (Some(p), 0) => crate::note(&format!(
             "no cached session for profile {p} in {}",
             store.name()
         )),
-        (None, 0) => crate::diag(&format!("no cached sessions in {}", store.name())),
+        (None, 0) => crate::note(&format!("no cached sessions in {}", store.name())),
         _ => {
             for g in &gone {
-                crate::diag(&format!(
+                crate::note(&format!(
                     "removed the session of profile {} ({}) from {}",
                     g.key.profile,
                     g.key.serial,

@@ -131,12 +131,12 @@ pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError>
 
 /// The platform's store, falling back on Linux from Secret Service to
 /// keyutils, and to no cache at all (with one warning) when neither works.
-pub fn open_auto(verbose: bool, warn: bool) -> Box<dyn CredentialStore> {
+pub fn open_auto(warn: bool) -> Box<dyn CredentialStore> {
     let mut opened: Vec<Box<dyn CredentialStore>> = Vec::new();
     for choice in platform_order() {
         match open(*choice) {
             Ok(store) => opened.push(store),
-            Err(e) if verbose => crate::diag(&format!("store {choice:?} not used: {e}")),
+            Err(e) if crate::verbose() => crate::diag(&format!("store {choice:?} not used: {e}")),
             Err(_) => {}
         }
     }

@@ -110,20 +110,16 @@ impl CredentialStore for NoStore {
 
 /// Opens the chosen store without warnings (the caller retries elsewhere).
 pub fn open_quiet(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, Fail> {
-    open_with(choice, false, false)
+    open_with(choice, false)
 }
 
 /// Opens the chosen store. `auto` on Linux is Secret Service when a session
 /// bus answers, else keyutils, else none with one warning.
-pub fn open(choice: StoreChoice, verbose: bool) -> Result<Box<dyn CredentialStore>, Fail> {
-    open_with(choice, verbose, true)
+pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, Fail> {
+    open_with(choice, true)
 }
 
-fn open_with(
-    choice: StoreChoice,
-    verbose: bool,
-    warn: bool,
-) -> Result<Box<dyn CredentialStore>, Fail> {
+fn open_with(choice: StoreChoice, warn: bool) -> Result<Box<dyn CredentialStore>, Fail> {
     match choice {
         StoreChoice::None => {
             if warn {
@@ -131,7 +127,7 @@ fn open_with(
             }
             Ok(Box::new(NoStore))
         }
-        StoreChoice::Auto => Ok(keyring::open_auto(verbose, warn)),
+        StoreChoice::Auto => Ok(keyring::open_auto(warn)),
         explicit => keyring::open(explicit).map_err(|e| e.to_fail()),
     }
 }
@@ -141,15 +137,13 @@ fn open_with(
 /// so the Secret Service is connected to once before the lock, not twice.
 pub struct Lazy {
     choice: StoreChoice,
-    verbose: bool,
     opened: std::cell::OnceCell<Result<Box<dyn CredentialStore>, StoreError>>,
 }
 
 impl Lazy {
-    pub fn new(choice: StoreChoice, verbose: bool) -> Lazy {
+    pub fn new(choice: StoreChoice) -> Lazy {
         Lazy {
             choice,
-            verbose,
             opened: std::cell::OnceCell::new(),
         }
     }
@@ -160,7 +154,7 @@ impl Lazy {
                 crate::warn("store 'none': sessions are not cached, so every call asks for a code");
                 Ok(Box::new(NoStore))
             }
-            StoreChoice::Auto => Ok(keyring::open_auto(self.verbose, true)),
+            StoreChoice::Auto => Ok(keyring::open_auto(true)),
             explicit => keyring::open(explicit),
         });
         match opened {
