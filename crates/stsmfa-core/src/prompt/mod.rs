@@ -1,6 +1,8 @@
 //! Where MFA codes come from: a given code, `mfa_process`, the terminal, or
-//! a dialog / YubiKey program when there is no terminal.
+//! a dialog / YubiKey program when there is no terminal. The terminal also
+//! asks enroll's yes/no questions.
 
+pub mod interrupt;
 mod program;
 mod tty;
 
@@ -9,7 +11,7 @@ use crate::error::Fail;
 use crate::fail;
 
 pub use program::{Dialog, MfaProcess};
-pub use tty::{Tty, notify};
+pub use tty::{Input, Tty, notify};
 
 /// How to ask for a code when none is given (`--prompt`, `STSMFA_PROMPT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
