@@ -388,3 +388,109 @@ def test_enroll_interrupted_at_the_code_prompt_deletes_the_device(home, make_use
 
     again, _ = enroll_with_yes(home)
     assert bed.mfa_devices(u.name) == [{"serial": again, "enabled": True}]
+
+
+# ---------------------------------------------------------------------------
+# The first session after enrolling is got by enroll itself, through the
+# session logic: cached as credential-process caches it, no second process.
+
+
+def processes_where(field: int, value: int) -> list[tuple[int, str]]:
+    """(pid, name) of the processes whose /proc/PID/stat field number `field`
+    (after the name: 0 state, 1 ppid, 2 pgrp, 3 session) is `value`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue  # ended meanwhile
+        # The name may hold spaces and parentheses: the fields follow the last ')'.
+        fields = st[st.rindex(")") + 2 :].split()
+        if int(fields[field]) == value:
+            found.append((int(entry), st[st.index("(") + 1 : st.rindex(")")]))
+    return found
+
+
+def children_of(pid: int) -> list[tuple[int, str]]:
+    return processes_where(1, pid)
+
+
+def in_session(sid: int) -> list[tuple[int, str]]:
+    return processes_where(3, sid)
+
+
+def own_stats(bed, user) -> dict[str, int]:
+    return {kind: per_caller.get(user.name, 0) for kind, per_caller in bed.stats().items()}
+
+
+def test_enroll_first_session_is_got_in_process_and_is_a_cache_hit_for_credential_process_slow(home, newcomer, bed):
+    """Takes up to 30 s: the first session needs the code after the two spent ones."""
+    term = PtyProcess([str(home.bin), "-v", "enroll", "work", "--show-secret"],
+                      env=home._env({"TERM": "dumb"}), cwd=home.root)
+    try:
+        seed, serial = answer_codes(term)
+        term.expect(CONFIG_Q, timeout=60)
+        term.sendline("y")
+        term.expect(SESSION_Q, timeout=30)
+        term.sendline("y")
+        term.expect(CODE_PROMPT, timeout=60)  # after waiting for the next step
+        # enroll itself asks: no other stsmfa process was started for it
+        assert children_of(term.pid) == [], term.text
+        term.sendline(totp(seed))
+        rc = term.wait(60)
+        left = in_session(term.pid)
+    finally:
+        term.close()
+    out = term.text
+    assert rc == 0, out
+    assert left == [], f"processes of the enroll terminal still running: {left}"
+    assert "A session for work is cached. Try: aws sts get-caller-identity --profile work-mfa" in out, out
+    # -v reached the session logic, so it ran in the enroll process (a child got no -v) ...
+    assert re.search(r"stsmfa: new session \S+ stored in ", out), out
+    # ... and stsmfa handed over once, to stsmfa-sts for enroll itself
+    assert out.count("handing over to ") == 1, out
+    assert sts_ok(bed, newcomer) == 1 and sts_failed(bed, newcomer) == 0
+    assert [s["profile"] for s in home.status() if s.get("mfa_serial") == serial] == ["work"]
+
+    # credential-process now: a cache hit, served by the small binary, no code asked, no STS call
+    before = own_stats(bed, newcomer)
+    cp = home.run("-v", "credential-process", "work", timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    assert "cache hit" in cp.stderr, cp.stderr
+    assert "handing over" not in cp.stderr and "MFA code" not in cp.stderr, cp.stderr
+    assert own_stats(bed, newcomer) == before
+    cred = json.loads(cp.stdout)
+    assert bed.session_info(cred["AccessKeyId"])["mfa"] is True
+    assert bed.session_info(cred["AccessKeyId"])["user"] == newcomer.name
+
+
+def test_enroll_ctrl_c_at_the_first_session_question_leaves_nothing_half_done(home, newcomer, bed):
+    term = enroll(home, "--show-secret")
+    try:
+        seed, serial = answer_codes(term)
+        term.expect(CONFIG_Q, timeout=60)
+        term.sendline("y")
+        term.expect(SESSION_Q, timeout=30)
+        term.send("\x03")  # SIGINT to the terminal's foreground group
+        rc = term.wait(30)
+        left = in_session(term.pid)
+    finally:
+        term.close()
+    out = term.text
+    assert rc in (-signal.SIGINT, 130), out
+    assert left == [], f"processes of the enroll terminal still running: {left}"
+    # the enrollment itself is whole: the device enabled, the config line written once
+    assert bed.mfa_devices(newcomer.name) == [{"serial": serial, "enabled": True}]
+    assert only_added_line(CONFIG_TEXT, home.config_path.read_text()) == [f"mfa_serial = {serial}"]
+    assert not [p for p in home.aws_dir.iterdir() if "tmp" in p.name], "a temporary file was left behind"
+    # no session was asked for, none is cached
+    assert own_stats(bed, newcomer) == {k: 0 for k in own_stats(bed, newcomer)}
+    assert [s for s in home.status() if s.get("mfa_serial") == serial] == []
+    # and the next call gets one at once: no lock left held, the serial taken from the config
+    cp = home.run("credential-process", "work", env={"STSMFA_MFA_CODE": totp(seed, offset=1)}, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    assert bed.session_info(json.loads(cp.stdout)["AccessKeyId"])["mfa"] is True
+    assert sts_ok(bed, newcomer) == 1

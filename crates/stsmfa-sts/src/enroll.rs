@@ -2,17 +2,15 @@
 //! with nothing but the self-service permissions of AWS's MFA policies.
 
 use crate::aws::{AwsSts, ClientSettings};
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use stsmfa_core::cli::{EnrollArgs, SessionOpts};
 use stsmfa_core::codes::UsedCodes;
-use stsmfa_core::config;
+use stsmfa_core::config::{self, Settings};
 use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
 use stsmfa_core::profiles::edit::{add_mfa_serial, resolve_links, section_name, write_atomically};
-use stsmfa_core::prompt::parse_code;
+use stsmfa_core::prompt::{Ask, CodeProvider, Tty, interrupt};
 use stsmfa_core::sts::Sts;
 
 pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
@@ -31,7 +29,7 @@ pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
     let profile = settings.profile.clone();
     let client = ClientSettings::from(&settings);
     let aws = AwsSts::new(&client)?;
-    let mut term = Terminal::open().ok_or_else(|| {
+    let mut term = Tty::open()?.ok_or_else(|| {
         fail!("enroll needs a terminal: it shows a QR code and asks for two codes")
             .hint("run it in an interactive terminal")
     })?;
@@ -58,9 +56,9 @@ pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
     // end the prompt instead of the process, so that the device is deleted
     // again: a device left created but not enabled blocks the next enroll.
     let (device, last_code) = {
-        let _signals = interrupt::catch();
+        let _signals = interrupt::catch("enroll");
         let device = create_device(&aws, &user, &id.account)?;
-        let activated = interrupted()
+        let activated = interrupt::check()
             .and_then(|()| activate(&aws, args, &mut term, &user, &id.account, &device, &profile));
         match activated {
             Ok(code) => (device, code),
@@ -68,7 +66,7 @@ pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
         }
     };
     let serial = stsmfa_core::escape(&device.serial);
-    interrupted().map_err(|e| {
+    interrupt::check().map_err(|e| {
         let section = section_name(&profile);
         e.hint(format!(
             "MFA device {serial} is enabled nevertheless; add `mfa_serial = {serial}` to [{section}] in ~/.aws/config"
@@ -89,24 +87,11 @@ pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
         ))?
     {
         stsmfa_core::emit("The next code is needed (the ones just used cannot be used again).\n");
-        let exe =
-            std::env::current_exe().map_err(|e| fail!("cannot find the stsmfa binary: {e}"))?;
-        let out = std::process::Command::new(exe)
-            .args([
-                "credential-process",
-                &profile,
-                "--mfa-serial",
-                &device.serial,
-            ])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| fail!("cannot run stsmfa: {e}"))?;
-        if out.success() {
-            let profile = stsmfa_core::escape(&profile);
-            stsmfa_core::emit(&format!(
-                "A session for {profile} is cached. Try: aws sts get-caller-identity --profile {profile}-mfa\n"
-            ));
-        }
+        first_session(settings, device.serial, term)?;
+        let profile = stsmfa_core::escape(&profile);
+        stsmfa_core::emit(&format!(
+            "A session for {profile} is cached. Try: aws sts get-caller-identity --profile {profile}-mfa\n"
+        ));
     } else {
         stsmfa_core::emit(&format!(
             "Next: `stsmfa credential-process {}` gets a session (see README for ~/.aws/config).\n",
@@ -114,6 +99,22 @@ pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
         ));
     }
     Ok(0)
+}
+
+/// Gets the first session in this process, through the session logic as
+/// `credential-process` gets it, so that it is cached for the next call. The
+/// code is asked on this terminal, whatever code source the profile names:
+/// the device is minutes old, only the authenticator just set up knows it.
+fn first_session(mut settings: Settings, serial: String, term: Tty) -> Result<(), Fail> {
+    settings.mfa_serial = Some(serial);
+    let mut term = Some(term);
+    let mut provider = || -> Result<Box<dyn CodeProvider>, Fail> {
+        let term = term
+            .take()
+            .ok_or_else(|| fail!("the terminal was already used up for this session"))?;
+        Ok(Box::new(term))
+    };
+    crate::run::obtain(&settings, &mut provider).map(drop)
 }
 
 struct Device {
@@ -148,7 +149,7 @@ fn create_device(aws: &AwsSts, user: &str, account: &str) -> Result<Device, Fail
 fn activate(
     aws: &AwsSts,
     args: &EnrollArgs,
-    term: &mut Terminal,
+    term: &mut Tty,
     user: &str,
     account: &str,
     device: &Device,
@@ -184,11 +185,15 @@ fn activate(
             stsmfa_core::escape(device.seed.expose())
         ));
     }
-    let first = term.code(profile, &device.serial, None)?;
+    let ask = Ask {
+        profile,
+        serial: &device.serial,
+    };
+    let first = term.code(&ask, None)?;
     stsmfa_core::emit("Now wait for the next code (a new one every 30 seconds) and enter it.\n");
     let mut retry = None;
     let second = loop {
-        let c = term.code(profile, &device.serial, retry)?;
+        let c = term.code(&ask, retry)?;
         if c != first {
             break c;
         }
@@ -248,208 +253,10 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
-/// How many malformed codes before giving up (as the session prompt does).
-const MAX_MALFORMED: usize = 3;
-
-/// The terminal enroll asks on. It reads for itself rather than through the
-/// session prompt: a read that a signal interrupts must end the prompt (std's
-/// `read_line` would retry it), so that the half-made device is deleted.
-struct Terminal {
-    input: File,
-    output: File,
-}
-
-impl Terminal {
-    fn open() -> Option<Terminal> {
-        let (input, output) = if cfg!(windows) {
-            ("CONIN$", "CONOUT$")
-        } else {
-            ("/dev/tty", "/dev/tty")
-        };
-        Some(Terminal {
-            input: std::fs::OpenOptions::new().read(true).open(input).ok()?,
-            output: std::fs::OpenOptions::new().write(true).open(output).ok()?,
-        })
-    }
-
-    fn say(&mut self, text: &str) {
-        let _ = self.output.write_all(text.as_bytes());
-        let _ = self.output.flush();
-    }
-
-    /// One line without its ending; `None` at the end of input. A caught
-    /// signal ends it with the interrupt's `Fail`.
-    fn line(&mut self) -> Result<Option<String>, Fail> {
-        let mut bytes = Vec::new();
-        loop {
-            if let Err(e) = interrupted() {
-                self.say("\n");
-                return Err(e);
-            }
-            if !interrupt::readable(&self.input) {
-                continue;
-            }
-            let mut b = [0u8; 1];
-            match self.input.read(&mut b) {
-                Ok(0) if bytes.is_empty() => return Ok(None),
-                Ok(0) => break,
-                Ok(_) if b[0] == b'\n' => break,
-                Ok(_) => bytes.push(b[0]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(fail!("cannot read from the terminal: {e}")),
-            }
-        }
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-    }
-
-    /// A 6-digit code for the device; `retry` says why the last one was not taken.
-    fn code(&mut self, profile: &str, serial: &str, retry: Option<&str>) -> Result<String, Fail> {
-        if let Some(why) = retry {
-            self.say(&format!("stsmfa: {}\n", stsmfa_core::escape(why)));
-        }
-        for _ in 0..MAX_MALFORMED {
-            self.say(&format!(
-                "MFA code for profile {} ({}): ",
-                stsmfa_core::escape(profile),
-                stsmfa_core::escape(serial)
-            ));
-            let Some(line) = self.line()? else {
-                self.say("\n");
-                return Err(fail!("no MFA code entered")
-                    .hint("run the command again and type the 6-digit code"));
-            };
-            if let Some(code) = parse_code(&line) {
-                return Ok(code);
-            }
-            self.say("stsmfa: a code is exactly 6 digits; try again\n");
-        }
-        Err(fail!("no valid MFA code after {MAX_MALFORMED} tries")
-            .hint("type the 6 digits your authenticator shows"))
-    }
-
-    /// Yes unless the answer is no (Enter is yes).
-    fn yes(&mut self, question: &str) -> Result<bool, Fail> {
-        self.say(question);
-        let a = self.line()?.unwrap_or_default().trim().to_ascii_lowercase();
-        Ok(a.is_empty() || a == "y" || a == "yes")
-    }
-}
-
-/// The interrupt's failure once Ctrl-C, SIGTERM or SIGHUP arrived: exit
-/// 128 + the signal, as if it had ended the process.
-fn interrupted() -> Result<(), Fail> {
-    match interrupt::caught() {
-        None => Ok(()),
-        Some((number, name)) => Err(Fail {
-            code: 128u8.saturating_add(number),
-            ..fail!("enroll was interrupted ({name})")
-        }),
-    }
-}
-
-/// Catching the signals that would end enroll between creating and
-/// enabling the device.
-#[cfg(unix)]
-mod interrupt {
-    use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicI32, Ordering};
-
-    static CAUGHT: AtomicI32 = AtomicI32::new(0);
-    const SIGNALS: [(libc::c_int, &str); 3] = [
-        (libc::SIGINT, "Ctrl-C"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGHUP, "SIGHUP"),
-    ];
-
-    extern "C" fn note(sig: libc::c_int) {
-        CAUGHT.store(sig, Ordering::SeqCst);
-    }
-
-    /// Holds the handlers; dropping it puts the old ones back.
-    pub struct Catch(Vec<(libc::c_int, libc::sigaction)>);
-
-    /// Notes the signals instead of dying of them. Without SA_RESTART, so that
-    /// a blocked read returns EINTR. A signal ignored on entry (nohup) stays
-    /// ignored.
-    pub fn catch() -> Catch {
-        let mut old = Vec::new();
-        for (sig, _) in SIGNALS {
-            // SAFETY: the handler only stores to an atomic (async-signal-safe);
-            // the structs are plain C data, zeroed as sigaction(2) allows.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
-                sa.sa_flags = 0;
-                libc::sigemptyset(&mut sa.sa_mask);
-                let mut prev: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &sa, &mut prev) != 0 {
-                    continue;
-                }
-                if prev.sa_sigaction == libc::SIG_IGN {
-                    libc::sigaction(sig, &prev, std::ptr::null_mut());
-                    continue;
-                }
-                old.push((sig, prev));
-            }
-        }
-        Catch(old)
-    }
-
-    impl Drop for Catch {
-        fn drop(&mut self) {
-            for (sig, prev) in &self.0 {
-                // SAFETY: puts back what sigaction(2) returned for this signal.
-                unsafe { libc::sigaction(*sig, prev, std::ptr::null_mut()) };
-            }
-        }
-    }
-
-    /// The caught signal's number and name.
-    pub fn caught() -> Option<(u8, &'static str)> {
-        let sig = CAUGHT.load(Ordering::SeqCst);
-        SIGNALS
-            .iter()
-            .find(|(s, _)| *s == sig)
-            .map(|(s, name)| (u8::try_from(*s).unwrap_or(127), *name))
-    }
-
-    /// Waits up to 250 ms for input. The timeout covers a signal that lands
-    /// between the check for it and the blocking call.
-    pub fn readable(f: &std::fs::File) -> bool {
-        let mut p = libc::pollfd {
-            fd: f.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut p, 1, 250) };
-        // On an error other than EINTR the read says what is wrong.
-        n > 0
-            || (n < 0
-                && !std::io::Error::last_os_error()
-                    .kind()
-                    .eq(&std::io::ErrorKind::Interrupted))
-    }
-}
-
-#[cfg(not(unix))]
-mod interrupt {
-    pub struct Catch;
-    pub fn catch() -> Catch {
-        Catch
-    }
-    pub fn caught() -> Option<(u8, &'static str)> {
-        None
-    }
-    pub fn readable(_: &std::fs::File) -> bool {
-        true
-    }
-}
-
 /// Adds `mfa_serial` to the profile in the AWS config file, after asking.
 fn record_serial(
     args: &EnrollArgs,
-    term: &mut Terminal,
+    term: &mut Tty,
     profile: &str,
     serial: &str,
 ) -> Result<(), Fail> {

@@ -4,20 +4,24 @@
 use crate::aws::{AwsSts, ClientSettings};
 use clap::CommandFactory;
 use std::time::SystemTime;
-use stsmfa_core::cli::{Cli, Command, ProfileArgs};
+use stsmfa_core::cli::{Cli, Command};
 use stsmfa_core::commands;
 use stsmfa_core::config::Settings;
 use stsmfa_core::credentials::Session;
 use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
 use stsmfa_core::prompt;
-use stsmfa_core::session::{self, Deps};
+use stsmfa_core::session::{self, Deps, ProviderFactory};
 use stsmfa_core::store;
 use stsmfa_core::sts::Sts;
 
 pub fn run(cli: Cli) -> Result<u8, Fail> {
     if let Some(args) = commands::session_args(&cli.command) {
-        let (settings, session) = obtain(args, cli.after_miss)?;
+        let mut settings = commands::settings(args)?;
+        settings.after_miss = cli.after_miss;
+        let code = settings.code.clone();
+        let ykman = settings.ykman_account.clone();
+        let session = obtain(&settings, &mut || prompt::provider(&code, ykman.as_deref()))?;
         return commands::deliver(&cli.command, &settings, &session);
     }
     match cli.command {
@@ -27,25 +31,22 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
     }
 }
 
-/// Resolves settings for a session command and gets the session.
-fn obtain(args: &ProfileArgs, after_miss: bool) -> Result<(Settings, Session), Fail> {
-    let mut settings = commands::settings(args)?;
-    settings.after_miss = after_miss;
+/// Gets the session for resolved settings through the session logic with
+/// the real store and STS, so that it is cached as every session command
+/// caches it. `provider` makes the code source: the profile's for session
+/// commands, enroll's own terminal for its first session.
+pub fn obtain(settings: &Settings, provider: ProviderFactory) -> Result<Session, Fail> {
     let store = store::Lazy::new(settings.store);
-    let client = ClientSettings::from(&settings);
+    let client = ClientSettings::from(settings);
     let mut sts = || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(AwsSts::new(&client)?)) };
-    let code = settings.code.clone();
-    let ykman = settings.ykman_account.clone();
-    let mut provider = || prompt::provider(&code, ykman.as_deref());
     let mut deps = Deps {
         store: &store,
         sts: &mut sts,
-        provider: &mut provider,
+        provider,
         now: SystemTime::now,
         sleep: std::thread::sleep,
     };
-    let session = session::get(&settings, &mut deps)?;
-    Ok((settings, session))
+    session::get(settings, &mut deps)
 }
 
 /// The man page, from the same definitions as `--help`.
