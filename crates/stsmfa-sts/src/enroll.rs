@@ -87,7 +87,13 @@ pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
         ))?
     {
         stsmfa_core::emit("The next code is needed (the ones just used cannot be used again).\n");
-        first_session(settings, device.serial, term)?;
+        let enabled = stsmfa_core::escape(&device.serial).into_owned();
+        first_session(settings, device.serial, term).map_err(|e| {
+            e.hint(format!(
+                "the MFA device {enabled} is enabled all the same; `stsmfa credential-process {}` tries the first session again",
+                stsmfa_core::escape(&profile)
+            ))
+        })?;
         let profile = stsmfa_core::escape(&profile);
         stsmfa_core::emit(&format!(
             "A session for {profile} is cached. Try: aws sts get-caller-identity --profile {profile}-mfa\n"
