@@ -5,7 +5,7 @@ use crate::credentials::{LongTermKeys, Session};
 use crate::error::Fail;
 use crate::fail;
 use crate::secret::Secret;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Who the long-term keys belong to.
 #[derive(Debug, Clone)]
@@ -47,12 +47,39 @@ pub enum StsError {
     ExpiredKey(String),
     #[error("AWS is throttling requests: {0}")]
     Throttled(String),
+    /// The connection never opened, so the request cannot have reached AWS.
     #[error("cannot reach AWS: {0}")]
     Network(String),
+    /// The connection failed after it opened: the request may have arrived.
+    #[error("the connection to AWS broke off: {0}")]
+    Interrupted(String),
+    /// A call without an MFA code got no answer in time (seconds).
+    #[error("AWS did not answer within {0} s")]
+    Timeout(u64),
+    /// A call with an MFA code got no answer in time (seconds): STS may have
+    /// used the code all the same.
+    #[error(
+        "STS did not answer within {0} s; the code was sent and may have been used: wait for the next code"
+    )]
+    NoAnswer(u64),
     #[error("access denied: {0}")]
     Denied(String),
     #[error("AWS rejected the request: {0}")]
     Invalid(String),
+    /// A 5xx answer with an AWS error code.
+    #[error("AWS answered HTTP {status} ({code}): {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A reply the SDK could not parse; `detail` is the parser's account
+    /// (its `Display` chain only, never the reply), shown with `-v`.
+    #[error("the reply from AWS (HTTP {status}) cannot be parsed")]
+    Unreadable { status: u16, detail: String },
+    /// A parsed reply whose session no AWS would issue.
+    #[error("STS returned an invalid session: {0}")]
+    InvalidSession(String),
     #[error("AWS error {code}: {message}")]
     Other { code: String, message: String },
 }
@@ -98,9 +125,26 @@ impl StsError {
         }
     }
 
+    /// Whether an MFA code sent with the failed call may have reached STS,
+    /// and so be used up. Only a connection that never opened is sure not
+    /// to have carried it; anything else counts as spent.
+    pub fn code_may_be_spent(&self) -> bool {
+        !matches!(self, StsError::Network(_))
+    }
+
+    /// More about the failure for `-v` (never a secret).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            StsError::Unreadable { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+
     /// The user-facing line and its hints.
     pub fn to_fail(&self, serial: Option<&str>) -> Fail {
         let f = fail!("{self}");
+        let network = "check the network, proxy (HTTPS_PROXY) and region; for a custom endpoint, AWS_ENDPOINT_URL_STS or endpoint_url";
+        let elsewhere = "something other than AWS may be answering: check AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, endpoint_url and HTTPS_PROXY";
         match self {
             StsError::WrongCode(_) => f
                 .hint("check the code shown for this device in your authenticator app, and that this machine's clock is right")
@@ -114,13 +158,105 @@ impl StsError {
                 .hint("if the key was rotated or deactivated, put the new key there"),
             StsError::ExpiredKey(_) => f.hint("the source profile needs an IAM user's long-term keys, not temporary ones"),
             StsError::Throttled(_) => f.hint("wait a minute and try again"),
-            StsError::Network(_) => f
-                .hint("check the network, proxy (HTTPS_PROXY) and region; for a custom endpoint, AWS_ENDPOINT_URL_STS or endpoint_url"),
+            StsError::Network(_) => f.hint(network),
+            StsError::Interrupted(_) => f
+                .hint(network)
+                .hint("an MFA code sent with the request may have been used: wait for the next one"),
+            StsError::Timeout(_) | StsError::NoAnswer(_) => f
+                .hint(network)
+                .hint("STSMFA_TIMEOUT sets how long to wait for AWS (default 30s)"),
             StsError::Denied(_) => f.hint("the IAM policy denies this call; ask an admin, or check that the right profile is used"),
             StsError::Invalid(_) => f.hint("check --duration (15m to 36h for IAM users) and mfa_serial"),
-            StsError::Other { .. } => f.hint("run again with -v for details"),
+            StsError::Server { .. } => f.hint("AWS had a problem on its side: try again in a minute"),
+            StsError::Unreadable { .. } => f
+                .hint(elsewhere)
+                .hint("run again with -v to see what the parser said"),
+            StsError::InvalidSession(_) => f
+                .hint(format!("AWS does not issue such sessions, so nothing was cached; {elsewhere}"))
+                .hint("if only the expiry is wrong, check this machine's clock, --duration and STSMFA_MIN_TTL"),
+            StsError::Other { .. } => f.hint("the code and message are AWS's own: look the code up in the AWS documentation of the call"),
         }
     }
+}
+
+/// Largest session token accepted. GetSessionToken's are a few hundred
+/// bytes; a far bigger one is not AWS's and could not be cached anyway.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// Largest access key ID or secret key accepted (AWS's are 20 and 40).
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// Checks a session from STS before anything caches or prints it: a server
+/// that is not AWS (a wrong endpoint, a broken proxy) can answer 200 with
+/// anything. It must have more than `floor` left and at most `ceiling`.
+pub fn check_session(
+    session: &Session,
+    now: SystemTime,
+    floor: Duration,
+    ceiling: Duration,
+) -> Result<(), StsError> {
+    let bad = |why: String| Err(StsError::InvalidSession(why));
+    let fields = [
+        (
+            "access key ID",
+            session.access_key_id.as_str(),
+            MAX_KEY_BYTES,
+        ),
+        (
+            "secret access key",
+            session.secret_access_key.expose().as_str(),
+            MAX_KEY_BYTES,
+        ),
+        (
+            "session token",
+            session.session_token.expose().as_str(),
+            MAX_TOKEN_BYTES,
+        ),
+    ];
+    // Never the values in the message: two of them are secrets.
+    for (name, value, max) in fields {
+        if value.is_empty() {
+            return bad(format!("its {name} is empty"));
+        }
+        if value.len() > max {
+            return bad(format!(
+                "its {name} is {} bytes long (at most {max} expected)",
+                value.len()
+            ));
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad(format!(
+                "its {name} holds characters other than printable ASCII"
+            ));
+        }
+    }
+    if !session.access_key_id.starts_with("ASIA") {
+        return bad("its access key ID does not start with ASIA, as temporary keys do".into());
+    }
+    let now = crate::credentials::unix(now);
+    if session.expiration == 0 {
+        return bad("it has no expiry".into());
+    }
+    if session.expiration <= now {
+        return bad(format!(
+            "it expired already ({})",
+            session.expiration_rfc3339()
+        ));
+    }
+    let left = session.expiration - now;
+    if left <= floor.as_secs() {
+        return bad(format!(
+            "it expires in {left} s ({}), within the {} s it must last at least",
+            session.expiration_rfc3339(),
+            floor.as_secs()
+        ));
+    }
+    if left > ceiling.as_secs() {
+        return bad(format!(
+            "it expires in {left} s, later than the {} s it may last",
+            ceiling.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 /// Network and timeout settings for the SDK client.
@@ -138,7 +274,11 @@ pub struct AwsSts {
     rt: tokio::runtime::Runtime,
     sts: aws_sdk_sts::Client,
     iam: aws_sdk_iam::Client,
+    timeout: Duration,
 }
+
+/// How long a TCP (or TLS, or proxy) connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AwsSts {
     pub fn new(s: &ClientSettings) -> Result<AwsSts, Fail> {
@@ -154,9 +294,10 @@ impl AwsSts {
             None,
             "stsmfa-source-profile",
         );
+        // Calls without a code are safe to retry: several short attempts.
         let attempt = s.timeout.min(Duration::from_secs(10));
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5).min(s.timeout))
+            .connect_timeout(CONNECT_TIMEOUT.min(s.timeout))
             .operation_attempt_timeout(attempt)
             .operation_timeout(s.timeout)
             .build();
@@ -182,37 +323,165 @@ impl AwsSts {
             sts: aws_sdk_sts::Client::new(&conf),
             iam: aws_sdk_iam::Client::new(&conf),
             rt,
+            timeout: s.timeout,
         })
+    }
+
+    /// Calls that carry an MFA code get exactly one attempt, which may take
+    /// all of STSMFA_TIMEOUT: a retry would resend a code STS may already
+    /// have used, and STS refuses a used code, so the session it issued for
+    /// the first attempt would be lost.
+    fn single_attempt(&self) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+            .operation_attempt_timeout(self.timeout)
+            .operation_timeout(self.timeout)
+            .build()
+    }
+
+    fn sts_with_code(&self) -> aws_sdk_sts::config::Builder {
+        aws_sdk_sts::config::Builder::default()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(self.single_attempt())
+    }
+
+    fn iam_with_code(&self) -> aws_sdk_iam::config::Builder {
+        aws_sdk_iam::config::Builder::default()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(self.single_attempt())
+    }
+
+    /// Whole seconds of STSMFA_TIMEOUT, rounded up, for messages.
+    fn timeout_secs(&self) -> u64 {
+        self.timeout.as_secs() + u64::from(self.timeout.subsec_nanos() > 0)
+    }
+
+    /// Sorts an SDK error; `with_code` for calls that carried an MFA code.
+    fn error<E>(&self, e: SdkError<E, HttpResponse>, with_code: bool) -> StsError
+    where
+        E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match sdk_error(e) {
+            Sorted::Timeout if with_code => StsError::NoAnswer(self.timeout_secs()),
+            Sorted::Timeout => StsError::Timeout(self.timeout_secs()),
+            Sorted::Error(e) => e,
+        }
     }
 }
 
-fn sdk_error<E, R>(e: aws_sdk_sts::error::SdkError<E, R>) -> StsError
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::SdkError;
+
+/// What `sdk_error` makes of an SDK error; a timeout's wording depends on
+/// the call.
+enum Sorted {
+    Timeout,
+    Error(StsError),
+}
+
+fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> Sorted
 where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-    match &e {
-        SdkError::TimeoutError(_) => {
-            StsError::Network("no answer in time (STSMFA_TIMEOUT sets the limit)".into())
-        }
-        SdkError::DispatchFailure(_) => {
-            // The innermost cause says it best ("Connection refused", "dns error: …").
-            let mut cause: &dyn std::error::Error = &e;
-            while let Some(next) = cause.source() {
-                cause = next;
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    Sorted::Error(match &e {
+        SdkError::TimeoutError(_) => return Sorted::Timeout,
+        SdkError::DispatchFailure(d) => {
+            if never_connected(&e) {
+                // The innermost cause says it best ("Connection refused", "dns error: …").
+                StsError::Network(innermost(&e))
+            } else if d.is_timeout() {
+                return Sorted::Timeout;
+            } else {
+                StsError::Interrupted(innermost(&e))
             }
-            StsError::Network(cause.to_string().replace('\n', " "))
         }
-        SdkError::ServiceError(s) => StsError::classify(s.err().code(), s.err().message()),
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            match s.err().code() {
+                // No AWS error code: the reply was not AWS's XML (or not
+                // the XML of this call).
+                None => StsError::Unreadable {
+                    status,
+                    detail: if (200..300).contains(&status) {
+                        chain(s.err())
+                    } else {
+                        format!("no AWS error code in the reply ({})", chain(s.err()))
+                    },
+                },
+                code => match StsError::classify(code, s.err().message()) {
+                    StsError::Other { code, message } if status >= 500 => StsError::Server {
+                        status,
+                        code,
+                        message,
+                    },
+                    other => other,
+                },
+            }
+        }
+        SdkError::ResponseError(r) => StsError::Unreadable {
+            status: r.raw().status().as_u16(),
+            detail: chain(&e),
+        },
         _ => match (e.code(), e.message()) {
             (None, None) => StsError::Other {
                 code: "client".into(),
-                message: DisplayErrorContext(&e).to_string().replace('\n', " "),
+                message: chain(&e),
             },
             (c, m) => StsError::classify(c, m),
         },
+    })
+}
+
+/// True when the connection (TCP, TLS, or a proxy's tunnel) never opened,
+/// so the request cannot have left this machine. The HTTP client says so
+/// with its `Connect` error kind.
+fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return h.is_connect();
+        }
+        cause = c.source();
     }
+    false
+}
+
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    one_line(&cause.to_string())
+}
+
+/// An error and its causes on one line. `Display` texts only: the SDK's
+/// `Debug` forms hold the raw reply, which may carry secrets.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    one_line(&parts.join(": "))
+}
+
+/// Control characters out, and at most 500 characters.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 500;
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX)
+        .collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    out
 }
 
 /// IAM calls used only by `enroll`.
@@ -230,7 +499,7 @@ impl AwsSts {
                     .virtual_mfa_device_name(user)
                     .send(),
             )
-            .map_err(sdk_error)?;
+            .map_err(|e| self.error(e, false))?;
         let dev = out.virtual_mfa_device().ok_or_else(|| StsError::Other {
             code: "EmptyResponse".into(),
             message: "CreateVirtualMFADevice returned no device".into(),
@@ -256,8 +525,13 @@ impl AwsSts {
             .serial_number(serial)
             .authentication_code1(code1)
             .authentication_code2(code2)
+            .customize()
+            .config_override(self.iam_with_code())
             .send();
-        self.rt.block_on(call).map(|_| ()).map_err(sdk_error)
+        self.rt
+            .block_on(call)
+            .map(|_| ())
+            .map_err(|e| self.error(e, true))
     }
 
     pub fn delete_virtual_mfa_device(&self, serial: &str) -> Result<(), StsError> {
@@ -266,7 +540,10 @@ impl AwsSts {
             .delete_virtual_mfa_device()
             .serial_number(serial)
             .send();
-        self.rt.block_on(call).map(|_| ()).map_err(sdk_error)
+        self.rt
+            .block_on(call)
+            .map(|_| ())
+            .map_err(|e| self.error(e, false))
     }
 }
 
@@ -275,7 +552,7 @@ impl Sts for AwsSts {
         let out = self
             .rt
             .block_on(self.sts.get_caller_identity().send())
-            .map_err(sdk_error)?;
+            .map_err(|e| self.error(e, false))?;
         Ok(Identity {
             arn: out.arn().unwrap_or_default().to_owned(),
             account: out.account().unwrap_or_default().to_owned(),
@@ -286,7 +563,7 @@ impl Sts for AwsSts {
         let out = self
             .rt
             .block_on(self.iam.list_mfa_devices().user_name(user).send())
-            .map_err(sdk_error)?;
+            .map_err(|e| self.error(e, false))?;
         Ok(out
             .mfa_devices()
             .iter()
@@ -306,16 +583,19 @@ impl Sts for AwsSts {
             .serial_number(serial)
             .token_code(code)
             .duration_seconds(i32::try_from(duration.as_secs()).unwrap_or(i32::MAX))
+            .customize()
+            .config_override(self.sts_with_code())
             .send();
-        let out = self.rt.block_on(call).map_err(sdk_error)?;
-        let c = out.credentials().ok_or_else(|| StsError::Other {
-            code: "EmptyResponse".into(),
-            message: "GetSessionToken returned no credentials".into(),
-        })?;
+        let out = self.rt.block_on(call).map_err(|e| self.error(e, true))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| StsError::InvalidSession("the reply holds no credentials".into()))?;
         Ok(Session {
             access_key_id: c.access_key_id().to_owned(),
             secret_access_key: Secret::new(c.secret_access_key().to_owned()),
             session_token: Secret::new(c.session_token().to_owned()),
+            // The SDK reads a missing expiry as 1970: 0 here, which
+            // `check_session` refuses.
             expiration: u64::try_from(c.expiration().secs()).unwrap_or(0),
         })
     }
@@ -389,6 +669,19 @@ mod tests {
             StsError::Network("m".into()),
             StsError::Denied("m".into()),
             StsError::Invalid("m".into()),
+            StsError::Interrupted("m".into()),
+            StsError::Timeout(30),
+            StsError::NoAnswer(30),
+            StsError::Server {
+                status: 500,
+                code: "c".into(),
+                message: "m".into(),
+            },
+            StsError::Unreadable {
+                status: 200,
+                detail: "d".into(),
+            },
+            StsError::InvalidSession("m".into()),
             StsError::Other {
                 code: "c".into(),
                 message: "m".into(),
