@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod exec;
+pub mod failure;
 pub mod harden;
 pub mod lock;
 pub mod output;

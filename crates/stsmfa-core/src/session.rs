@@ -6,10 +6,11 @@ use crate::config::Settings;
 use crate::credentials::Session;
 use crate::error::Fail;
 use crate::fail;
+use crate::failure;
 use crate::prompt::{Ask, CodeProvider, notify};
 use crate::secret::mask_key_id;
 use crate::store::CredentialStore;
-use crate::sts::{Sts, StsError};
+use crate::sts::{Sts, StsError, check_session};
 use std::time::SystemTime;
 
 /// Codes STS rejects are asked again on a terminal, 3 tries in all.
@@ -105,47 +106,51 @@ pub fn cached(
 
 /// A fresh session for the profile: from the cache when one has more than
 /// the refresh margin left, else from STS after asking for a code. Exactly
-/// one process per profile asks; the others wait on the lock and then read.
+/// one process per profile, and per MFA device, asks; the others wait on
+/// the lock and then read the session it stored, or report its failure.
 pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
     if !s.after_miss
         && let Some(hit) = cached(s, deps.store, deps.now)?
     {
         return Ok(hit);
     }
-    // Whoever held the lock may have just stored a session (perhaps under a
-    // serial it discovered, which `cached` looks up again).
-    let recheck = || cached(s, deps.store, deps.now);
-    let acquire = || {
-        crate::lock::acquire(&s.state_dir, &s.profile, s.lock_timeout, || {
-            diag(
-                s,
-                "another stsmfa process is getting a session for this profile; waiting for it",
-            );
-        })
+    // A holder's failure counts for us only if it came while we waited.
+    let started = (deps.now)();
+    let _profile_lock = match take_turn(s, deps, &s.profile, started)? {
+        Turn::Hit(hit) => return Ok(hit),
+        Turn::Go(lock) => lock,
+        Turn::Failed(left) => return Err(left.reported()),
     };
-    let first = acquire()?;
-    let _lock = if first.waited {
-        // Read without the lock, so many waiters read at once rather than in
-        // turn; take it again only if the holder stored nothing.
-        drop(first);
-        if let Some(hit) = recheck()? {
-            return Ok(hit);
-        }
-        acquire()?
-    } else {
-        first
-    };
-    if let Some(hit) = recheck()? {
-        return Ok(hit);
-    }
+    let mut held = vec![s.profile.clone()];
 
     let mut provider = (deps.provider)()?;
     let sts = (deps.sts)()?;
     let serial = match &s.mfa_serial {
         Some(serial) => serial.clone(),
-        None => discover_serial(s, sts.as_ref())?,
+        None => discover_serial(s, sts.as_ref()).map_err(|f| leave(s, deps, &held, f))?,
     };
-    let session = fetch(s, &serial, sts.as_ref(), provider.as_mut(), deps)?;
+    // Profiles that share a device must not send its codes at once: always
+    // after the profile lock (one order, so no deadlock).
+    let device = device_lock(&serial);
+    let _device_lock = match take_turn(s, deps, &device, started)? {
+        Turn::Hit(hit) => return Ok(hit),
+        Turn::Go(lock) => lock,
+        Turn::Failed(left) => {
+            // Another profile's failure with this device: the processes
+            // waiting on our profile lock would meet it too.
+            for name in &held {
+                failure::record(&s.state_dir, name, &left.profile, &left.fail, (deps.now)());
+            }
+            return Err(left.reported());
+        }
+    };
+    held.push(device);
+
+    let session = match fetch(s, &serial, sts.as_ref(), provider.as_mut(), deps) {
+        Ok(session) => session,
+        Err(Stop::Own(f)) => return Err(f),
+        Err(Stop::Shared(f)) => return Err(leave(s, deps, &held, f)),
+    };
 
     if let Err(e) = Cache::new(deps.store, &s.state_dir).save(&cache_key(s, serial), &session) {
         // The code is spent: hand out the session anyway and say why it is
@@ -162,6 +167,97 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
         );
     }
     Ok(session)
+}
+
+/// The lock name for an MFA device, apart from profile names.
+fn device_lock(serial: &str) -> String {
+    format!("device {serial}")
+}
+
+enum Turn {
+    /// Whoever held the lock stored a session for us.
+    Hit(Session),
+    /// Our turn: the lock is ours and the cache still misses.
+    Go(crate::lock::ProfileLock),
+    /// Whoever held the lock while we waited failed in a way we would too.
+    Failed(failure::Left),
+}
+
+/// Takes the lock `name`. One that had to wait reads the cache without the
+/// lock first (so many waiters read at once rather than in turn), and
+/// reports the holder's failure if it left one since `started`, rather than
+/// spend a code of its own on the same failure.
+fn take_turn(s: &Settings, deps: &Deps, name: &str, started: SystemTime) -> Result<Turn, Fail> {
+    let what = if name == s.profile {
+        "this profile".to_owned()
+    } else {
+        format!("MFA device {}", name.trim_start_matches("device "))
+    };
+    let holder_failed = || failure::since(&s.state_dir, name, started);
+    let acquire = || {
+        let waiting = || {
+            diag(
+                s,
+                &format!("another stsmfa process is getting a session for {what}; waiting for it"),
+            );
+        };
+        match crate::lock::acquire(&s.state_dir, name, s.lock_timeout, waiting) {
+            Ok(lock) => Ok(Ok(lock)),
+            // Giving up on a holder that failed: its failure is the news.
+            Err(gave_up) => holder_failed().map(Err).ok_or(gave_up),
+        }
+    };
+    let recheck = || cached(s, deps.store, deps.now);
+    let first = match acquire()? {
+        Ok(lock) => lock,
+        Err(left) => return Ok(Turn::Failed(left)),
+    };
+    if !first.waited {
+        return Ok(match recheck()? {
+            Some(hit) => Turn::Hit(hit),
+            None => Turn::Go(first),
+        });
+    }
+    drop(first);
+    if let Some(hit) = recheck()? {
+        return Ok(Turn::Hit(hit));
+    }
+    if let Some(left) = holder_failed() {
+        return Ok(Turn::Failed(left));
+    }
+    // The holder stored nothing and left no failure (it was killed, or its
+    // own code source failed): our turn, after whoever is next.
+    let lock = match acquire()? {
+        Ok(lock) => lock,
+        Err(left) => return Ok(Turn::Failed(left)),
+    };
+    if let Some(hit) = recheck()? {
+        return Ok(Turn::Hit(hit));
+    }
+    if lock.waited
+        && let Some(left) = holder_failed()
+    {
+        return Ok(Turn::Failed(left));
+    }
+    Ok(Turn::Go(lock))
+}
+
+/// Leaves a failure every waiter would meet too in the locks held, and
+/// returns it.
+fn leave(s: &Settings, deps: &Deps, held: &[String], f: Fail) -> Fail {
+    for name in held {
+        failure::record(&s.state_dir, name, &s.profile, &f, (deps.now)());
+    }
+    f
+}
+
+/// How an attempt that got no session ended.
+enum Stop {
+    /// This process's own code source failed (no terminal, a code program
+    /// that broke, a code already used): a waiter may well do better.
+    Own(Fail),
+    /// AWS's answer (or the lack of one), which any waiter would get too.
+    Shared(Fail),
 }
 
 /// GetCallerIdentity + ListMFADevices: both allowed without MFA by AWS's
@@ -203,14 +299,15 @@ fn discover_serial(s: &Settings, sts: &dyn Sts) -> Result<String, Fail> {
     }
 }
 
-/// Gets a code (never one already spent) and calls GetSessionToken.
+/// Gets a code (never one already spent), calls GetSessionToken and checks
+/// the session it returns.
 fn fetch(
     s: &Settings,
     serial: &str,
     sts: &dyn Sts,
     provider: &mut dyn CodeProvider,
     deps: &Deps,
-) -> Result<Session, Fail> {
+) -> Result<Session, Stop> {
     let used = UsedCodes::new(&s.state_dir, serial);
     let ask = Ask {
         profile: &s.profile,
@@ -229,18 +326,20 @@ fn fetch(
             ));
             (deps.sleep)(wait);
         }
-        let code = provider.code(&ask, retry.as_deref())?;
+        let code = provider.code(&ask, retry.as_deref()).map_err(Stop::Own)?;
         if used.is_reused(&code, (deps.now)()) {
             if provider.fixed() {
-                return Err(fail!(
-                    "this MFA code was already used, and STS accepts a code only once"
-                )
-                .hint("wait for the next code (every 30 seconds) and pass that one"));
+                return Err(Stop::Own(
+                    fail!("this MFA code was already used, and STS accepts a code only once")
+                        .hint("wait for the next code (every 30 seconds) and pass that one"),
+                ));
             }
             reused += 1;
             if reused > TRIES + 2 {
-                return Err(fail!("only codes that were already used were entered")
-                    .hint("wait for your authenticator to show a new code (every 30 seconds)"));
+                return Err(Stop::Own(
+                    fail!("only codes that were already used were entered")
+                        .hint("wait for your authenticator to show a new code (every 30 seconds)"),
+                ));
             }
             if !provider.interactive() {
                 // A program (mfa_process, ykman) shows what the clock says:
@@ -260,9 +359,24 @@ fn fetch(
             s,
             &format!("calling GetSessionToken for {serial} (try {tries} of {TRIES})"),
         );
-        let answer = sts.get_session_token(serial, &code, s.duration);
-        // A code that never reached STS is not spent.
-        if !matches!(answer, Err(StsError::Network(_))) {
+        let answer = sts
+            .get_session_token(serial, &code, s.duration)
+            .and_then(|session| {
+                check_session(
+                    &session,
+                    (deps.now)(),
+                    least_life(s),
+                    s.duration + CLOCK_SLACK,
+                )
+                .map(|()| session)
+            });
+        // Once the request may have reached STS the code counts as spent,
+        // answered or not: sending it again could only be refused.
+        if answer
+            .as_ref()
+            .err()
+            .is_none_or(StsError::code_may_be_spent)
+        {
             used.record(&code, (deps.now)());
         }
         match answer {
@@ -270,8 +384,39 @@ fn fetch(
             Err(StsError::WrongCode(msg)) if provider.interactive() && tries < TRIES => {
                 retry = Some(format!("{msg} Try again."));
             }
-            Err(e) => return Err(e.to_fail(Some(serial))),
+            Err(e) => {
+                if let Some(detail) = e.detail() {
+                    diag(s, &format!("GetSessionToken failed: {detail}"));
+                }
+                let mut f = e.to_fail(Some(serial));
+                if e.code_may_be_spent()
+                    && !matches!(
+                        e,
+                        StsError::WrongCode(_) | StsError::NoAnswer(_) | StsError::Interrupted(_)
+                    )
+                {
+                    f = f.hint(
+                        "the code was sent, so it counts as used: the next try takes a new one",
+                    );
+                }
+                return Err(Stop::Shared(f));
+            }
         }
+    }
+}
+
+/// How far STS's clock may be ahead of ours before a session that outlasts
+/// the duration asked for is refused (TOTP codes already fail far sooner).
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The least time a new session must have left: the refresh margin, or it
+/// would be a miss again at once. A session asked for no longer than the
+/// margin (the user's choice, served as before) must last half of it.
+fn least_life(s: &Settings) -> std::time::Duration {
+    if s.duration > s.min_ttl {
+        s.min_ttl
+    } else {
+        s.duration / 2
     }
 }
 
@@ -297,6 +442,10 @@ mod tests {
     struct Calls {
         gst: Vec<String>,
         devices: Vec<String>,
+        /// What GetSessionToken fails with, if it does.
+        gst_error: Option<StsError>,
+        /// Spoils the session GetSessionToken returns.
+        tamper: Option<fn(&mut Session)>,
     }
 
     struct FakeSts {
@@ -316,17 +465,24 @@ mod tests {
         }
         fn get_session_token(&self, _: &str, code: &str, d: Duration) -> Result<Session, StsError> {
             self.calls.borrow_mut().gst.push(code.into());
+            if let Some(e) = self.calls.borrow().gst_error.clone() {
+                return Err(e);
+            }
             if code != self.good {
                 return Err(StsError::WrongCode(
                     "MultiFactorAuthentication failed with invalid MFA one time pass code.".into(),
                 ));
             }
-            Ok(Session {
+            let mut session = Session {
                 access_key_id: format!("ASIA{}", self.calls.borrow().gst.len()),
                 secret_access_key: Secret::new("sk".into()),
                 session_token: Secret::new("st".into()),
                 expiration: NOW + d.as_secs(),
-            })
+            };
+            if let Some(tamper) = self.calls.borrow().tamper {
+                tamper(&mut session);
+            }
+            Ok(session)
         }
     }
 
@@ -544,5 +700,306 @@ mod tests {
         s.refresh = true;
         w.run(&s, vec!["123456"], true).unwrap();
         assert_eq!(w.calls.borrow().gst.len(), 2);
+    }
+
+    const SERIAL: &str = "arn:aws:iam::1:mfa/alice";
+
+    /// Holds the lock `name` in another thread (as another process would)
+    /// for `hold`; `then` runs just before it lets go.
+    fn hold_lock(
+        dir: &std::path::Path,
+        name: &str,
+        hold: Duration,
+        then: impl FnOnce() + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let lock = crate::lock::acquire(dir, name, Duration::from_secs(1), || {}).unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            then();
+            drop(lock);
+        })
+    }
+
+    #[test]
+    fn waiter_reports_the_holders_failure_instead_of_asking() {
+        let w = World::new("holderfail");
+        let s = settings(&w.dir, Some(SERIAL));
+        let dir = w.dir.clone();
+        let holder = hold_lock(&w.dir, "work", Duration::from_millis(300), move || {
+            let f = fail!("AWS answered HTTP 500 (InternalFailure): try again")
+                .hint("AWS had a problem on its side: try again in a minute");
+            failure::record(&dir, "work", "work", &f, now() + Duration::from_millis(1));
+        });
+        let e = w.run(&s, vec!["123456"], false).unwrap_err();
+        holder.join().unwrap();
+        assert!(
+            e.message.contains("another stsmfa process"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("HTTP 500"), "{}", e.message);
+        assert!(
+            e.hints.iter().any(|h| h.contains("problem on its side")),
+            "the holder's hint is kept: {:?}",
+            e.hints
+        );
+        assert_eq!(*w.asked.borrow(), 0, "no code asked");
+        assert!(w.calls.borrow().gst.is_empty(), "no STS call");
+    }
+
+    #[test]
+    fn holder_failure_from_before_the_wait_is_ignored() {
+        let w = World::new("oldfail");
+        let s = settings(&w.dir, Some(SERIAL));
+        let old = fail!("AWS answered HTTP 500 (InternalFailure): try again");
+        // A failure from before this process began to wait.
+        let dir = w.dir.clone();
+        let holder = hold_lock(&w.dir, "work", Duration::from_millis(200), move || {
+            failure::record(&dir, "work", "work", &old, now() - Duration::from_secs(1));
+        });
+        let got = w.run(&s, vec!["123456"], false);
+        holder.join().unwrap();
+        assert!(got.is_ok(), "{got:?}");
+        assert_eq!(w.calls.borrow().gst, vec!["123456"]);
+
+        // A fresh record, but this process never waited: it tries itself.
+        let w = World::new("oldfail2");
+        let s = settings(&w.dir, Some(SERIAL));
+        let f = fail!("AWS answered HTTP 500 (InternalFailure): try again");
+        failure::record(&w.dir, "work", "work", &f, now() + Duration::from_secs(1));
+        assert!(w.run(&s, vec!["123456"], false).is_ok());
+        assert_eq!(w.calls.borrow().gst.len(), 1);
+    }
+
+    #[test]
+    fn failures_from_aws_are_left_for_waiters_but_not_the_code_sources() {
+        let w = World::new("leave");
+        let s = settings(&w.dir, Some(SERIAL));
+        w.calls.borrow_mut().gst_error = Some(StsError::Server {
+            status: 500,
+            code: "InternalFailure".into(),
+            message: "try again".into(),
+        });
+        let e = w.run(&s, vec!["123456"], false).unwrap_err();
+        assert!(e.message.contains("HTTP 500"), "{}", e.message);
+        for lock in ["work".to_owned(), device_lock(SERIAL)] {
+            let left = failure::since(&w.dir, &lock, now()).expect("recorded");
+            assert_eq!(left.profile, "work");
+            assert!(
+                left.fail.message.starts_with("AWS answered HTTP 500"),
+                "{lock}: {}",
+                left.fail.message
+            );
+        }
+
+        let w = World::new("leave2");
+        let s = settings(&w.dir, Some(SERIAL));
+        let e = w.run(&s, vec![], false).unwrap_err();
+        assert!(e.message.contains("no more codes"), "{}", e.message);
+        assert!(
+            failure::since(&w.dir, "work", now()).is_none(),
+            "a code source's failure is this process's own"
+        );
+    }
+
+    #[test]
+    fn profiles_sharing_a_device_wait_for_each_other() {
+        let w = World::new("device");
+        let s = settings(&w.dir, Some(SERIAL));
+        // Another profile with this device holds the device lock.
+        let holder = hold_lock(
+            &w.dir,
+            &device_lock(SERIAL),
+            Duration::from_millis(400),
+            || {},
+        );
+        let t0 = std::time::Instant::now();
+        let got = w.run(&s, vec!["123456"], false);
+        let took = t0.elapsed();
+        holder.join().unwrap();
+        assert!(got.is_ok(), "{got:?}");
+        assert!(
+            took >= Duration::from_millis(300),
+            "did not wait for the device lock ({took:?})"
+        );
+
+        // And a failure the other profile left on the device is reported.
+        let w = World::new("device2");
+        let s = settings(&w.dir, Some(SERIAL));
+        let dir = w.dir.clone();
+        let holder = hold_lock(
+            &w.dir,
+            &device_lock(SERIAL),
+            Duration::from_millis(200),
+            move || {
+                let f = fail!("STS rejected the MFA code: invalid MFA one time pass code");
+                failure::record(&dir, &device_lock(SERIAL), "home", &f, now());
+            },
+        );
+        let e = w.run(&s, vec!["123456"], false).unwrap_err();
+        holder.join().unwrap();
+        assert!(e.message.contains("profile 'home'"), "{}", e.message);
+        assert!(w.calls.borrow().gst.is_empty());
+        let passed =
+            failure::since(&w.dir, "work", now()).expect("left for this profile's waiters");
+        assert_eq!(passed.profile, "home");
+        assert!(
+            passed.fail.message.starts_with("STS rejected"),
+            "{}",
+            passed.fail.message
+        );
+    }
+
+    #[test]
+    fn a_code_counts_as_spent_unless_the_connection_never_opened() {
+        let spent = [
+            StsError::NoAnswer(30),
+            StsError::Interrupted("connection reset".into()),
+            StsError::Server {
+                status: 500,
+                code: "InternalFailure".into(),
+                message: "m".into(),
+            },
+            StsError::Unreadable {
+                status: 200,
+                detail: "invalid root".into(),
+            },
+        ];
+        for (n, e) in spent.into_iter().enumerate() {
+            let w = World::new(&format!("spent{n}"));
+            let s = settings(&w.dir, Some(SERIAL));
+            w.calls.borrow_mut().gst_error = Some(e.clone());
+            let f = w.run(&s, vec!["123456"], false).unwrap_err();
+            assert_eq!(f.message, e.to_string());
+            assert!(
+                UsedCodes::new(&w.dir, SERIAL).is_reused("123456", now()),
+                "{e:?}: the code was not recorded as spent"
+            );
+            // The next run never sends it again.
+            w.calls.borrow_mut().gst_error = None;
+            let _ = w.run(&s, vec!["123456", "123456", "222222"], false);
+            assert_eq!(w.calls.borrow().gst, vec!["123456", "222222"], "{e:?}");
+        }
+
+        let w = World::new("notspent");
+        let s = settings(&w.dir, Some(SERIAL));
+        w.calls.borrow_mut().gst_error = Some(StsError::Network("Connection refused".into()));
+        assert!(w.run(&s, vec!["123456"], false).is_err());
+        assert!(!UsedCodes::new(&w.dir, SERIAL).is_reused("123456", now()));
+    }
+
+    #[test]
+    fn a_timeout_says_the_code_may_be_used() {
+        let w = World::new("noanswer");
+        let s = settings(&w.dir, Some(SERIAL));
+        w.calls.borrow_mut().gst_error = Some(StsError::NoAnswer(30));
+        let e = w.run(&s, vec!["123456"], true).unwrap_err();
+        assert!(
+            e.message.contains("did not answer within 30 s"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("may have been used"), "{}", e.message);
+        assert_eq!(
+            w.calls.borrow().gst.len(),
+            1,
+            "not asked again on a terminal"
+        );
+    }
+
+    #[test]
+    fn invalid_sessions_are_refused_and_nothing_cached() {
+        type Tamper = fn(&mut Session);
+        let cases: [(&str, Tamper, &str); 14] = [
+            (
+                "nokey",
+                |x| x.access_key_id.clear(),
+                "access key ID is empty",
+            ),
+            (
+                "nosecret",
+                |x| x.secret_access_key = Secret::new(String::new()),
+                "secret access key is empty",
+            ),
+            (
+                "notoken",
+                |x| x.session_token = Secret::new(String::new()),
+                "session token is empty",
+            ),
+            (
+                "akia",
+                |x| x.access_key_id = "AKIAPERMANENT".into(),
+                "does not start with ASIA",
+            ),
+            (
+                "bigtoken",
+                |x| x.session_token = Secret::new("t".repeat(5 * 1024 * 1024)),
+                "session token is 5242880 bytes",
+            ),
+            (
+                "bigsecret",
+                |x| x.secret_access_key = Secret::new("s".repeat(257)),
+                "secret access key is 257 bytes",
+            ),
+            (
+                "bigkey",
+                |x| x.access_key_id = format!("ASIA{}", "K".repeat(300)),
+                "access key ID is 304 bytes",
+            ),
+            (
+                "space",
+                |x| x.secret_access_key = Secret::new("s k".into()),
+                "secret access key holds characters",
+            ),
+            (
+                "newline",
+                |x| x.session_token = Secret::new("st\nhint: x".into()),
+                "session token holds characters",
+            ),
+            (
+                "unicode",
+                |x| x.access_key_id = "ASIAÄ".into(),
+                "access key ID holds characters",
+            ),
+            ("noexpiry", |x| x.expiration = 0, "no expiry"),
+            ("past", |x| x.expiration = NOW - 10, "expired already"),
+            ("inmargin", |x| x.expiration = NOW + 600, "expires in 600 s"),
+            (
+                "toolate",
+                |x| x.expiration = u64::MAX,
+                "later than the 7200 s",
+            ),
+        ];
+        for (name, tamper, needle) in cases {
+            let w = World::new(&format!("invalid-{name}"));
+            let s = settings(&w.dir, Some(SERIAL));
+            w.calls.borrow_mut().tamper = Some(tamper);
+            let e = w.run(&s, vec!["123456"], false).unwrap_err();
+            assert!(
+                e.message.starts_with("STS returned an invalid session: "),
+                "{name}: {}",
+                e.message
+            );
+            assert!(e.message.contains(needle), "{name}: {}", e.message);
+            assert!(!e.message.contains('\n'), "{name}");
+            assert!(
+                e.message.len() < 200,
+                "{name}: a value leaked into the message"
+            );
+            assert!(!e.hints.is_empty(), "{name}");
+            assert_eq!(w.store.writes.get(), 0, "{name}: cached");
+            assert!(
+                UsedCodes::new(&w.dir, SERIAL).is_reused("123456", now()),
+                "{name}: STS answered, so the code is spent"
+            );
+        }
+        // The margin's floor: a session asked for no longer than the margin
+        // must last half of it.
+        let w = World::new("invalid-short");
+        let mut s = settings(&w.dir, Some(SERIAL));
+        s.duration = Duration::from_secs(900);
+        w.calls.borrow_mut().tamper = Some(|x| x.expiration = NOW + 400);
+        let e = w.run(&s, vec!["123456"], false).unwrap_err();
+        assert!(e.message.contains("expires in 400 s"), "{}", e.message);
     }
 }

@@ -5,7 +5,7 @@
 use crate::credentials::Session;
 use crate::error::Fail;
 use crate::fail;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Who the long-term keys belong to.
 #[derive(Debug, Clone)]
@@ -47,12 +47,39 @@ pub enum StsError {
     ExpiredKey(String),
     #[error("AWS is throttling requests: {0}")]
     Throttled(String),
+    /// The connection never opened, so the request cannot have reached AWS.
     #[error("cannot reach AWS: {0}")]
     Network(String),
+    /// The connection failed after it opened: the request may have arrived.
+    #[error("the connection to AWS broke off: {0}")]
+    Interrupted(String),
+    /// A call without an MFA code got no answer in time (seconds).
+    #[error("AWS did not answer within {0} s")]
+    Timeout(u64),
+    /// A call with an MFA code got no answer in time (seconds): STS may have
+    /// used the code all the same.
+    #[error(
+        "STS did not answer within {0} s; the code was sent and may have been used: wait for the next code"
+    )]
+    NoAnswer(u64),
     #[error("access denied: {0}")]
     Denied(String),
     #[error("AWS rejected the request: {0}")]
     Invalid(String),
+    /// A 5xx answer with an AWS error code.
+    #[error("AWS answered HTTP {status} ({code}): {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A reply the SDK could not parse; `detail` is the parser's account
+    /// (its `Display` chain only, never the reply), shown with `-v`.
+    #[error("the reply from AWS (HTTP {status}) cannot be parsed")]
+    Unreadable { status: u16, detail: String },
+    /// A parsed reply whose session no AWS would issue.
+    #[error("STS returned an invalid session: {0}")]
+    InvalidSession(String),
     #[error("AWS error {code}: {message}")]
     Other { code: String, message: String },
 }
@@ -98,9 +125,26 @@ impl StsError {
         }
     }
 
+    /// Whether an MFA code sent with the failed call may have reached STS,
+    /// and so be used up. Only a connection that never opened is sure not
+    /// to have carried it; anything else counts as spent.
+    pub fn code_may_be_spent(&self) -> bool {
+        !matches!(self, StsError::Network(_))
+    }
+
+    /// More about the failure for `-v` (never a secret).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            StsError::Unreadable { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+
     /// The user-facing line and its hints.
     pub fn to_fail(&self, serial: Option<&str>) -> Fail {
         let f = fail!("{self}");
+        let network = "check the network, proxy (HTTPS_PROXY) and region; for a custom endpoint, AWS_ENDPOINT_URL_STS or endpoint_url";
+        let elsewhere = "something other than AWS may be answering: check AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, endpoint_url and HTTPS_PROXY";
         match self {
             StsError::WrongCode(_) => f
                 .hint("check the code shown for this device in your authenticator app, and that this machine's clock is right")
@@ -114,13 +158,105 @@ impl StsError {
                 .hint("if the key was rotated or deactivated, put the new key there"),
             StsError::ExpiredKey(_) => f.hint("the source profile needs an IAM user's long-term keys, not temporary ones"),
             StsError::Throttled(_) => f.hint("wait a minute and try again"),
-            StsError::Network(_) => f
-                .hint("check the network, proxy (HTTPS_PROXY) and region; for a custom endpoint, AWS_ENDPOINT_URL_STS or endpoint_url"),
+            StsError::Network(_) => f.hint(network),
+            StsError::Interrupted(_) => f
+                .hint(network)
+                .hint("an MFA code sent with the request may have been used: wait for the next one"),
+            StsError::Timeout(_) | StsError::NoAnswer(_) => f
+                .hint(network)
+                .hint("STSMFA_TIMEOUT sets how long to wait for AWS (default 30s)"),
             StsError::Denied(_) => f.hint("the IAM policy denies this call; ask an admin, or check that the right profile is used"),
             StsError::Invalid(_) => f.hint("check --duration (15m to 36h for IAM users) and mfa_serial"),
-            StsError::Other { .. } => f.hint("run again with -v for details"),
+            StsError::Server { .. } => f.hint("AWS had a problem on its side: try again in a minute"),
+            StsError::Unreadable { .. } => f
+                .hint(elsewhere)
+                .hint("run again with -v to see what the parser said"),
+            StsError::InvalidSession(_) => f
+                .hint(format!("AWS does not issue such sessions, so nothing was cached; {elsewhere}"))
+                .hint("if only the expiry is wrong, check this machine's clock, --duration and STSMFA_MIN_TTL"),
+            StsError::Other { .. } => f.hint("the code and message are AWS's own: look the code up in the AWS documentation of the call"),
         }
     }
+}
+
+/// Largest session token accepted. GetSessionToken's are a few hundred
+/// bytes; a far bigger one is not AWS's and could not be cached anyway.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// Largest access key ID or secret key accepted (AWS's are 20 and 40).
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// Checks a session from STS before anything caches or prints it: a server
+/// that is not AWS (a wrong endpoint, a broken proxy) can answer 200 with
+/// anything. It must have more than `floor` left and at most `ceiling`.
+pub fn check_session(
+    session: &Session,
+    now: SystemTime,
+    floor: Duration,
+    ceiling: Duration,
+) -> Result<(), StsError> {
+    let bad = |why: String| Err(StsError::InvalidSession(why));
+    let fields = [
+        (
+            "access key ID",
+            session.access_key_id.as_str(),
+            MAX_KEY_BYTES,
+        ),
+        (
+            "secret access key",
+            session.secret_access_key.expose().as_str(),
+            MAX_KEY_BYTES,
+        ),
+        (
+            "session token",
+            session.session_token.expose().as_str(),
+            MAX_TOKEN_BYTES,
+        ),
+    ];
+    // Never the values in the message: two of them are secrets.
+    for (name, value, max) in fields {
+        if value.is_empty() {
+            return bad(format!("its {name} is empty"));
+        }
+        if value.len() > max {
+            return bad(format!(
+                "its {name} is {} bytes long (at most {max} expected)",
+                value.len()
+            ));
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad(format!(
+                "its {name} holds characters other than printable ASCII"
+            ));
+        }
+    }
+    if !session.access_key_id.starts_with("ASIA") {
+        return bad("its access key ID does not start with ASIA, as temporary keys do".into());
+    }
+    let now = crate::credentials::unix(now);
+    if session.expiration == 0 {
+        return bad("it has no expiry".into());
+    }
+    if session.expiration <= now {
+        return bad(format!(
+            "it expired already ({})",
+            session.expiration_rfc3339()
+        ));
+    }
+    let left = session.expiration - now;
+    if left <= floor.as_secs() {
+        return bad(format!(
+            "it expires in {left} s ({}), within the {} s it must last at least",
+            session.expiration_rfc3339(),
+            floor.as_secs()
+        ));
+    }
+    if left > ceiling.as_secs() {
+        return bad(format!(
+            "it expires in {left} s, later than the {} s it may last",
+            ceiling.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -191,6 +327,19 @@ mod tests {
             StsError::Network("m".into()),
             StsError::Denied("m".into()),
             StsError::Invalid("m".into()),
+            StsError::Interrupted("m".into()),
+            StsError::Timeout(30),
+            StsError::NoAnswer(30),
+            StsError::Server {
+                status: 500,
+                code: "c".into(),
+                message: "m".into(),
+            },
+            StsError::Unreadable {
+                status: 200,
+                detail: "d".into(),
+            },
+            StsError::InvalidSession("m".into()),
             StsError::Other {
                 code: "c".into(),
                 message: "m".into(),

@@ -34,7 +34,11 @@ pub struct AwsSts {
     rt: tokio::runtime::Runtime,
     sts: aws_sdk_sts::Client,
     iam: aws_sdk_iam::Client,
+    timeout: Duration,
 }
+
+/// How long a TCP (or TLS, or proxy) connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AwsSts {
     pub fn new(s: &ClientSettings) -> Result<AwsSts, Fail> {
@@ -50,9 +54,10 @@ impl AwsSts {
             None,
             "stsmfa-source-profile",
         );
+        // Calls without a code are safe to retry: several short attempts.
         let attempt = s.timeout.min(Duration::from_secs(10));
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5).min(s.timeout))
+            .connect_timeout(CONNECT_TIMEOUT.min(s.timeout))
             .operation_attempt_timeout(attempt)
             .operation_timeout(s.timeout)
             .build();
@@ -78,37 +83,165 @@ impl AwsSts {
             sts: aws_sdk_sts::Client::new(&conf),
             iam: aws_sdk_iam::Client::new(&conf),
             rt,
+            timeout: s.timeout,
         })
+    }
+
+    /// Calls that carry an MFA code get exactly one attempt, which may take
+    /// all of STSMFA_TIMEOUT: a retry would resend a code STS may already
+    /// have used, and STS refuses a used code, so the session it issued for
+    /// the first attempt would be lost.
+    fn single_attempt(&self) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+            .operation_attempt_timeout(self.timeout)
+            .operation_timeout(self.timeout)
+            .build()
+    }
+
+    fn sts_with_code(&self) -> aws_sdk_sts::config::Builder {
+        aws_sdk_sts::config::Builder::default()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(self.single_attempt())
+    }
+
+    fn iam_with_code(&self) -> aws_sdk_iam::config::Builder {
+        aws_sdk_iam::config::Builder::default()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(self.single_attempt())
+    }
+
+    /// Whole seconds of STSMFA_TIMEOUT, rounded up, for messages.
+    fn timeout_secs(&self) -> u64 {
+        self.timeout.as_secs() + u64::from(self.timeout.subsec_nanos() > 0)
+    }
+
+    /// Sorts an SDK error; `with_code` for calls that carried an MFA code.
+    fn error<E>(&self, e: SdkError<E, HttpResponse>, with_code: bool) -> StsError
+    where
+        E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match sdk_error(e) {
+            Sorted::Timeout if with_code => StsError::NoAnswer(self.timeout_secs()),
+            Sorted::Timeout => StsError::Timeout(self.timeout_secs()),
+            Sorted::Error(e) => e,
+        }
     }
 }
 
-fn sdk_error<E, R>(e: aws_sdk_sts::error::SdkError<E, R>) -> StsError
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::SdkError;
+
+/// What `sdk_error` makes of an SDK error; a timeout's wording depends on
+/// the call.
+enum Sorted {
+    Timeout,
+    Error(StsError),
+}
+
+fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> Sorted
 where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-    match &e {
-        SdkError::TimeoutError(_) => {
-            StsError::Network("no answer in time (STSMFA_TIMEOUT sets the limit)".into())
-        }
-        SdkError::DispatchFailure(_) => {
-            // The innermost cause says it best ("Connection refused", "dns error: …").
-            let mut cause: &dyn std::error::Error = &e;
-            while let Some(next) = cause.source() {
-                cause = next;
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    Sorted::Error(match &e {
+        SdkError::TimeoutError(_) => return Sorted::Timeout,
+        SdkError::DispatchFailure(d) => {
+            if never_connected(&e) {
+                // The innermost cause says it best ("Connection refused", "dns error: …").
+                StsError::Network(innermost(&e))
+            } else if d.is_timeout() {
+                return Sorted::Timeout;
+            } else {
+                StsError::Interrupted(innermost(&e))
             }
-            StsError::Network(cause.to_string().replace('\n', " "))
         }
-        SdkError::ServiceError(s) => StsError::classify(s.err().code(), s.err().message()),
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            match s.err().code() {
+                // No AWS error code: the reply was not AWS's XML (or not
+                // the XML of this call).
+                None => StsError::Unreadable {
+                    status,
+                    detail: if (200..300).contains(&status) {
+                        chain(s.err())
+                    } else {
+                        format!("no AWS error code in the reply ({})", chain(s.err()))
+                    },
+                },
+                code => match StsError::classify(code, s.err().message()) {
+                    StsError::Other { code, message } if status >= 500 => StsError::Server {
+                        status,
+                        code,
+                        message,
+                    },
+                    other => other,
+                },
+            }
+        }
+        SdkError::ResponseError(r) => StsError::Unreadable {
+            status: r.raw().status().as_u16(),
+            detail: chain(&e),
+        },
         _ => match (e.code(), e.message()) {
             (None, None) => StsError::Other {
                 code: "client".into(),
-                message: DisplayErrorContext(&e).to_string().replace('\n', " "),
+                message: chain(&e),
             },
             (c, m) => StsError::classify(c, m),
         },
+    })
+}
+
+/// True when the connection (TCP, TLS, or a proxy's tunnel) never opened,
+/// so the request cannot have left this machine. The HTTP client says so
+/// with its `Connect` error kind.
+fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return h.is_connect();
+        }
+        cause = c.source();
     }
+    false
+}
+
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    one_line(&cause.to_string())
+}
+
+/// An error and its causes on one line. `Display` texts only: the SDK's
+/// `Debug` forms hold the raw reply, which may carry secrets.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    one_line(&parts.join(": "))
+}
+
+/// Control characters out, and at most 500 characters.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 500;
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX)
+        .collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    out
 }
 
 /// IAM calls used only by `enroll`.
@@ -126,7 +259,7 @@ impl AwsSts {
                     .virtual_mfa_device_name(user)
                     .send(),
             )
-            .map_err(sdk_error)?;
+            .map_err(|e| self.error(e, false))?;
         let dev = out.virtual_mfa_device().ok_or_else(|| StsError::Other {
             code: "EmptyResponse".into(),
             message: "CreateVirtualMFADevice returned no device".into(),
@@ -152,8 +285,13 @@ impl AwsSts {
             .serial_number(serial)
             .authentication_code1(code1)
             .authentication_code2(code2)
+            .customize()
+            .config_override(self.iam_with_code())
             .send();
-        self.rt.block_on(call).map(|_| ()).map_err(sdk_error)
+        self.rt
+            .block_on(call)
+            .map(|_| ())
+            .map_err(|e| self.error(e, true))
     }
 
     pub fn delete_virtual_mfa_device(&self, serial: &str) -> Result<(), StsError> {
@@ -162,7 +300,10 @@ impl AwsSts {
             .delete_virtual_mfa_device()
             .serial_number(serial)
             .send();
-        self.rt.block_on(call).map(|_| ()).map_err(sdk_error)
+        self.rt
+            .block_on(call)
+            .map(|_| ())
+            .map_err(|e| self.error(e, false))
     }
 }
 
@@ -171,7 +312,7 @@ impl Sts for AwsSts {
         let out = self
             .rt
             .block_on(self.sts.get_caller_identity().send())
-            .map_err(sdk_error)?;
+            .map_err(|e| self.error(e, false))?;
         Ok(Identity {
             arn: out.arn().unwrap_or_default().to_owned(),
             account: out.account().unwrap_or_default().to_owned(),
@@ -182,7 +323,7 @@ impl Sts for AwsSts {
         let out = self
             .rt
             .block_on(self.iam.list_mfa_devices().user_name(user).send())
-            .map_err(sdk_error)?;
+            .map_err(|e| self.error(e, false))?;
         Ok(out
             .mfa_devices()
             .iter()
@@ -202,16 +343,19 @@ impl Sts for AwsSts {
             .serial_number(serial)
             .token_code(code)
             .duration_seconds(i32::try_from(duration.as_secs()).unwrap_or(i32::MAX))
+            .customize()
+            .config_override(self.sts_with_code())
             .send();
-        let out = self.rt.block_on(call).map_err(sdk_error)?;
-        let c = out.credentials().ok_or_else(|| StsError::Other {
-            code: "EmptyResponse".into(),
-            message: "GetSessionToken returned no credentials".into(),
-        })?;
+        let out = self.rt.block_on(call).map_err(|e| self.error(e, true))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| StsError::InvalidSession("the reply holds no credentials".into()))?;
         Ok(Session {
             access_key_id: c.access_key_id().to_owned(),
             secret_access_key: Secret::new(c.secret_access_key().to_owned()),
             session_token: Secret::new(c.session_token().to_owned()),
+            // The SDK reads a missing expiry as 1970: 0 here, which
+            // `check_session` refuses.
             expiration: u64::try_from(c.expiration().secs()).unwrap_or(0),
         })
     }
