@@ -30,11 +30,6 @@ pub struct Deps<'a> {
     pub sleep: fn(std::time::Duration),
 }
 
-fn diag(s: &Settings, msg: &str) {
-    let _ = s;
-    crate::diag(msg);
-}
-
 /// Names this profile's session for `serial` and the current long-term key.
 fn cache_key(s: &Settings, serial: String) -> CacheKey {
     CacheKey {
@@ -61,44 +56,36 @@ pub fn cached(
         .clone()
         .or_else(|| cache.known_serial(&s.profile, &s.keys.access_key_id))
     else {
-        diag(
-            s,
-            &format!(
-                "cache miss for profile {}: its MFA device is not known yet",
-                s.profile
-            ),
-        );
+        crate::diag(&format!(
+            "cache miss for profile {}: its MFA device is not known yet",
+            s.profile
+        ));
         return Ok(None);
     };
     match cache.load(&cache_key(s, serial)).map_err(|e| e.to_fail())? {
         Some(hit) if hit.is_fresh(now(), s.min_ttl) => {
             let left = hit.seconds_left(now());
-            diag(
-                s,
-                &format!(
-                    "cache hit: {} in {}, {left} s left",
-                    mask_key_id(&hit.access_key_id),
-                    store.name()
-                ),
-            );
+            crate::diag(&format!(
+                "cache hit: {} in {}, {left} s left",
+                mask_key_id(&hit.access_key_id),
+                store.name()
+            ));
             Ok(Some(hit))
         }
         Some(_) => {
-            diag(
-                s,
-                &format!(
-                    "cache miss for profile {} in {}: the session is inside the refresh margin",
-                    s.profile,
-                    store.name()
-                ),
-            );
+            crate::diag(&format!(
+                "cache miss for profile {} in {}: the session is inside the refresh margin",
+                s.profile,
+                store.name()
+            ));
             Ok(None)
         }
         None => {
-            diag(
-                s,
-                &format!("cache miss for profile {} in {}", s.profile, store.name()),
-            );
+            crate::diag(&format!(
+                "cache miss for profile {} in {}",
+                s.profile,
+                store.name()
+            ));
             Ok(None)
         }
     }
@@ -157,14 +144,11 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
         // not kept.
         crate::warn_fail("the session was not cached: ", &e.to_fail());
     } else {
-        diag(
-            s,
-            &format!(
-                "new session {} stored in {}",
-                mask_key_id(&session.access_key_id),
-                deps.store.name()
-            ),
-        );
+        crate::diag(&format!(
+            "new session {} stored in {}",
+            mask_key_id(&session.access_key_id),
+            deps.store.name()
+        ));
     }
     Ok(session)
 }
@@ -196,10 +180,9 @@ fn take_turn(s: &Settings, deps: &Deps, name: &str, started: SystemTime) -> Resu
     let holder_failed = || failure::since(&s.state_dir, name, started);
     let acquire = || {
         let waiting = || {
-            diag(
-                s,
-                &format!("another stsmfa process is getting a session for {what}; waiting for it"),
-            );
+            crate::diag(&format!(
+                "another stsmfa process is getting a session for {what}; waiting for it"
+            ));
         };
         match crate::lock::acquire(&s.state_dir, name, s.lock_timeout, waiting) {
             Ok(lock) => Ok(Ok(lock)),
@@ -280,7 +263,7 @@ fn discover_serial(s: &Settings, sts: &dyn Sts) -> Result<String, Fail> {
     })?;
     match devices.as_slice() {
         [one] => {
-            diag(s, &format!("discovered MFA device {one}"));
+            crate::diag(&format!("discovered MFA device {one}"));
             Ok(one.clone())
         }
         [] => Err(fail!("IAM user {user} has no MFA device").hint(format!(
@@ -355,10 +338,9 @@ fn fetch(
             continue;
         }
         tries += 1;
-        diag(
-            s,
-            &format!("calling GetSessionToken for {serial} (try {tries} of {TRIES})"),
-        );
+        crate::diag(&format!(
+            "calling GetSessionToken for {serial} (try {tries} of {TRIES})"
+        ));
         let answer = sts
             .get_session_token(serial, &code, s.duration)
             .and_then(|session| {
@@ -386,7 +368,7 @@ fn fetch(
             }
             Err(e) => {
                 if let Some(detail) = e.detail() {
-                    diag(s, &format!("GetSessionToken failed: {detail}"));
+                    crate::diag(&format!("GetSessionToken failed: {detail}"));
                 }
                 let mut f = e.to_fail(Some(serial));
                 if e.code_may_be_spent()
