@@ -29,6 +29,11 @@ const KEEP_EXPIRED: u64 = 24 * 3600;
 
 /// Names one cached session. Keyed by the long-term key ID too, so a rotated
 /// key never gets an old session.
+///
+/// An MFA session is one per (profile, MFA serial, long-term key); a role
+/// session one per (role profile, role ARN, source chain, long-term key):
+/// its serial is noted for `status` but is not part of its name, so a hit
+/// needs no look-up of the device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {
     #[serde(rename = "p")]
@@ -37,14 +42,55 @@ pub struct CacheKey {
     pub serial: String,
     #[serde(rename = "k")]
     pub source_key_id: String,
+    /// Set for role sessions. Index lines written before roles have none.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleRef>,
+}
+
+/// What names a role session besides its profile and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRef {
+    #[serde(rename = "a")]
+    pub arn: String,
+    /// The source profile first, then the role profiles in between.
+    #[serde(rename = "c")]
+    pub chain: Vec<String>,
 }
 
 impl CacheKey {
     fn entry_name(&self) -> String {
-        format!(
-            "session|{}|{}|{}",
-            self.profile, self.serial, self.source_key_id
-        )
+        match &self.role {
+            None => format!(
+                "session|{}|{}|{}",
+                self.profile, self.serial, self.source_key_id
+            ),
+            Some(r) => format!(
+                "role|{}|{}|{}|{}",
+                self.profile,
+                r.arn,
+                r.chain.join(">"),
+                self.source_key_id
+            ),
+        }
+    }
+
+    /// The source profile, whose keys (and MFA session) this session came from.
+    pub fn source(&self) -> &str {
+        self.role
+            .as_ref()
+            .and_then(|r| r.chain.first())
+            .unwrap_or(&self.profile)
+    }
+
+    /// Whether `profile` is this session's own profile or one it was got
+    /// through (its source, or a role in between): `clear work` clears the
+    /// role sessions got with work's keys too.
+    pub fn involves(&self, profile: &str) -> bool {
+        self.profile == profile
+            || self
+                .role
+                .as_ref()
+                .is_some_and(|r| r.chain.iter().any(|c| c == profile))
     }
 }
 
@@ -55,6 +101,11 @@ pub struct Indexed {
     pub key: CacheKey,
     #[serde(rename = "e")]
     pub expiration: u64,
+    /// When the MFA code behind the session was checked (Unix seconds): a
+    /// role session's is its source session's, as AWS's
+    /// `aws:MultiFactorAuthAge` counts it.
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub mfa_at: Option<u64>,
 }
 
 /// One page of the index: its lines, and whether another page follows.
@@ -85,8 +136,14 @@ impl<'a> Cache<'a> {
             .and_then(|b| Session::from_entry(&b)))
     }
 
-    /// Stores a session and notes it in the index.
-    pub fn save(&self, key: &CacheKey, session: &Session) -> Result<(), SaveError> {
+    /// Stores a session and notes it in the index; `mfa_at` is when the MFA
+    /// code behind it was checked.
+    pub fn save(
+        &self,
+        key: &CacheKey,
+        session: &Session,
+        mfa_at: Option<u64>,
+    ) -> Result<(), SaveError> {
         let value = session.to_entry();
         if value.len() > MAX_ENTRY_BYTES {
             return Err(SaveError::TooLarge {
@@ -97,10 +154,12 @@ impl<'a> Cache<'a> {
         self.store.set(&key.entry_name(), &value)?;
         let _lock = self.lock_index()?;
         let mut index = self.index();
-        index.retain(|i| i.key != *key);
+        let name = key.entry_name();
+        index.retain(|i| i.key.entry_name() != name);
         index.push(Indexed {
             key: key.clone(),
             expiration: session.expiration,
+            mfa_at,
         });
         Ok(self.write_index(index)?)
     }
@@ -135,14 +194,28 @@ impl<'a> Cache<'a> {
         lines
     }
 
-    /// The serial last used for this profile and key, for profiles that do
-    /// not name one (so a cache hit needs no IAM call).
+    /// The serial last used for this profile's MFA session and key, for
+    /// profiles that do not name one (so a cache hit needs no IAM call).
     pub fn known_serial(&self, profile: &str, source_key_id: &str) -> Option<String> {
         self.index()
             .into_iter()
-            .filter(|i| i.key.profile == profile && i.key.source_key_id == source_key_id)
+            .filter(|i| {
+                i.key.role.is_none()
+                    && i.key.profile == profile
+                    && i.key.source_key_id == source_key_id
+            })
             .max_by_key(|i| i.expiration)
             .map(|i| i.key.serial)
+    }
+
+    /// When the MFA code behind the cached session `key` was checked, if
+    /// the index says.
+    pub fn mfa_at(&self, key: &CacheKey) -> Option<u64> {
+        let name = key.entry_name();
+        self.index()
+            .into_iter()
+            .find(|i| i.key.entry_name() == name)
+            .and_then(|i| i.mfa_at)
     }
 
     fn lock_index(&self) -> Result<crate::lock::ProfileLock, Fail> {
@@ -245,6 +318,7 @@ mod tests {
             profile: p.into(),
             serial: "arn:aws:iam::111122223333:mfa/alice".into(),
             source_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            role: None,
         }
     }
 
@@ -282,9 +356,15 @@ mod tests {
         let dir = Dir::new("basic");
         let store = MemoryStore::default();
         let cache = Cache::new(&store, &dir.0);
-        cache.save(&key("a"), &session(future(10))).unwrap();
-        cache.save(&key("b"), &session(future(20))).unwrap();
-        cache.save(&key("a"), &session(future(30))).unwrap();
+        cache
+            .save(&key("a"), &session(future(10)), Some(1))
+            .unwrap();
+        cache
+            .save(&key("b"), &session(future(20)), Some(1))
+            .unwrap();
+        cache
+            .save(&key("a"), &session(future(30)), Some(1))
+            .unwrap();
         assert_eq!(
             cache.load(&key("a")).unwrap().unwrap().expiration,
             future(30)
@@ -320,7 +400,7 @@ mod tests {
         let cache = Cache::new(&store, &dir.0);
         assert!(cache.load(&key("a")).unwrap().is_none());
         assert!(cache.index().is_empty());
-        cache.save(&key("a"), &session(future(5))).unwrap();
+        cache.save(&key("a"), &session(future(5)), Some(1)).unwrap();
         assert!(cache.load(&key("a")).unwrap().is_some());
     }
 
@@ -331,7 +411,7 @@ mod tests {
         let cache = Cache::new(&store, &dir.0);
         for n in 0..100u64 {
             cache
-                .save(&key(&format!("profile-{n}")), &session(future(n)))
+                .save(&key(&format!("profile-{n}")), &session(future(n)), Some(1))
                 .unwrap();
         }
         let listed = cache.index();
@@ -360,7 +440,7 @@ mod tests {
         let cache = Cache::new(&store, &dir.0);
         for n in 0..60u64 {
             cache
-                .save(&key(&format!("p{n}")), &session(future(n)))
+                .save(&key(&format!("p{n}")), &session(future(n)), Some(1))
                 .unwrap();
         }
         cache.remove(|k| k.profile != "p7").unwrap();
@@ -380,8 +460,10 @@ mod tests {
         let dir = Dir::new("expired");
         let store = MemoryStore::default();
         let cache = Cache::new(&store, &dir.0);
-        cache.save(&key("old"), &session(1_000)).unwrap();
-        cache.save(&key("new"), &session(future(1))).unwrap();
+        cache.save(&key("old"), &session(1_000), Some(1)).unwrap();
+        cache
+            .save(&key("new"), &session(future(1)), Some(1))
+            .unwrap();
         let names: Vec<String> = cache.index().into_iter().map(|i| i.key.profile).collect();
         assert_eq!(names, vec!["new"]);
         assert!(
@@ -400,7 +482,7 @@ mod tests {
         let cache = Cache::new(&store, &dir.0);
         let mut big = session(future(1));
         big.session_token = Secret::new("A".repeat(3000));
-        let e = cache.save(&key("a"), &big).unwrap_err();
+        let e = cache.save(&key("a"), &big, Some(1)).unwrap_err();
         let f = e.to_fail();
         assert!(
             f.message.contains("bytes, more than a memory entry holds"),

@@ -25,6 +25,14 @@ const DEFAULT_DURATION: u64 = 12 * 3600;
 const DEFAULT_MIN_TTL: u64 = 15 * 60;
 const DEFAULT_LOCK_TIMEOUT: u64 = 120;
 const DEFAULT_TIMEOUT: u64 = 30;
+/// AWS caps a role assumed with session credentials (an MFA session or
+/// another role's session: "role chaining") at one hour.
+pub const CHAINING_LIMIT: u64 = 3600;
+/// AssumeRole's bounds on `DurationSeconds` (a role's `MaxSessionDuration`
+/// is at most 12 hours).
+pub const ROLE_MIN_DURATION: u64 = 900;
+pub const ROLE_MAX_DURATION: u64 = 43_200;
+const ROLE_DEFAULT_DURATION: u64 = 3600;
 
 /// Where the MFA code comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +45,35 @@ pub enum CodeSource {
     Prompt(Option<PromptMethod>),
 }
 
+/// One role profile of a chain, with the keys the AWS CLI reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub profile: String,
+    pub arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+    pub source_identity: Option<String>,
+    pub duration: Duration,
+    pub min_ttl: Duration,
+}
+
+impl Role {
+    /// Longer than AWS lets a role assumed with session credentials last:
+    /// such a role is assumed with the long-term keys and an MFA code.
+    pub fn long(&self) -> bool {
+        self.duration.as_secs() > CHAINING_LIMIT
+    }
+}
+
 /// Everything a command needs, resolved once.
 #[derive(Debug)]
 pub struct Settings {
+    /// The source profile: the one holding the long-term keys, whose MFA
+    /// session this is (or whose MFA session the roles are assumed with).
     pub profile: String,
+    /// The role chain, from the role the source's session assumes to the
+    /// role profile asked for; empty when a source profile was asked for.
+    pub roles: Vec<Role>,
     /// `None`: discover it with GetCallerIdentity + ListMFADevices.
     pub mfa_serial: Option<String>,
     pub code: CodeSource,
@@ -61,6 +94,14 @@ pub struct Settings {
     pub ykman_account: Option<String>,
 }
 
+impl Settings {
+    /// The profile whose credentials are handed out: the role profile, or
+    /// the source profile.
+    pub fn served_profile(&self) -> &str {
+        self.roles.last().map_or(&self.profile, |r| &r.profile)
+    }
+}
+
 /// The profile to use: the argument, else `$AWS_PROFILE`, else `default`.
 pub fn profile_name(arg: Option<&str>, env: EnvLookup) -> String {
     arg.map(str::to_owned)
@@ -71,7 +112,7 @@ pub fn profile_name(arg: Option<&str>, env: EnvLookup) -> String {
 /// The profile whose session `name` stands for: the profile itself, or for
 /// `credential_process = stsmfa credential-process X` the profile X.
 pub fn session_profile(name: &str, profiles: &ProfileSet) -> String {
-    source_profile(name, profiles, &|_| None)
+    served_profile(name, profiles, &|_| None)
         .map(|(n, _)| n)
         .unwrap_or_else(|_| name.to_owned())
 }
@@ -84,14 +125,19 @@ pub fn resolve(
     profiles: &ProfileSet,
 ) -> Result<Settings, Fail> {
     let requested = profile_name(profile_arg, env);
-    let (profile_name, profile) = source_profile(&requested, profiles, env)?;
+    let (served, served_p) = served_profile(&requested, profiles, env)?;
+    let (chain, (profile_name, profile)) = role_chain(&served, served_p, profiles)?;
+    // Keys of the role profiles win over the source's, the one asked for
+    // first, as the AWS CLI reads `mfa_serial` and `region`.
     let key = |k: &str| {
-        profile
-            .get(k)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
+        chain
+            .iter()
+            .rev()
+            .map(|(_, p)| *p)
+            .chain([profile])
+            .find_map(|p| value(p, k))
     };
+    let source_key = |k: &str| value(profile, k);
 
     let keys = long_term_keys(&profile_name, profile)?;
 
@@ -131,42 +177,42 @@ pub fn resolve(
         CodeSource::Prompt(method)
     };
 
+    // `--duration` is the length of what is handed out: the role session
+    // for a role profile, else the MFA session.
+    let mfa_duration_opt = if chain.is_empty() {
+        opts.duration.clone()
+    } else {
+        None
+    };
     let duration = match first(&[
-        (opts.duration.clone(), "--duration"),
+        (mfa_duration_opt.clone(), "--duration"),
         (env("STSMFA_DURATION"), "STSMFA_DURATION"),
-        (key("stsmfa_duration"), "stsmfa_duration"),
+        (source_key("stsmfa_duration"), "stsmfa_duration"),
     ]) {
         Some((v, from)) => {
-            session_duration(&v).map_err(|e| with_source(e, from, opts.duration.is_some()))?
+            session_duration(&v).map_err(|e| with_source(e, from, mfa_duration_opt.is_some()))?
         }
         None => Duration::from_secs(DEFAULT_DURATION),
     };
 
-    let min_ttl = match first(&[
+    let margin = match first(&[
         (env("STSMFA_MIN_TTL"), "STSMFA_MIN_TTL"),
         (key("stsmfa_min_ttl"), "stsmfa_min_ttl"),
     ]) {
         Some((v, from)) => parse_duration(&v).map_err(|e| with_source(e, from, false))?,
         None => Duration::from_secs(DEFAULT_MIN_TTL),
     };
-
-    // A session no longer than the margin would never be served from the
-    // cache. For sessions that short the margin scales down to a third of
-    // their length (a 15-minute session is served for 10 minutes).
-    let min_ttl = if min_ttl >= duration {
-        let scaled = duration / 3;
-        {
-            crate::diag(&format!(
-                "refresh margin {} s is too long for a {} s session; using {} s",
-                min_ttl.as_secs(),
-                duration.as_secs(),
-                scaled.as_secs()
-            ));
-        }
-        scaled
-    } else {
-        min_ttl
-    };
+    let min_ttl = scaled_margin(margin, duration);
+    let roles = chain
+        .iter()
+        .enumerate()
+        .map(|(n, (name, p))| {
+            let flag = (n + 1 == chain.len())
+                .then_some(opts.duration.as_deref())
+                .flatten();
+            role(name, p, n, flag, &profile_name, margin)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let timeout = match env("STSMFA_TIMEOUT") {
         Some(v) => parse_duration(&v).map_err(|e| with_source(e, "STSMFA_TIMEOUT", false))?,
@@ -198,7 +244,192 @@ pub fn resolve(
         after_miss: false,
         ykman_account: key("stsmfa_ykman_account"),
         profile: profile_name,
+        roles,
     })
+}
+
+/// A profile's value for `key`, trimmed; `None` when unset or empty.
+fn value(profile: &Profile, key: &str) -> Option<String> {
+    profile
+        .get(key)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// A session no longer than the margin would never be served from the
+/// cache. For sessions that short the margin scales down to a third of
+/// their length (a 15-minute session is served for 10 minutes).
+fn scaled_margin(margin: Duration, duration: Duration) -> Duration {
+    if margin >= duration {
+        let scaled = duration / 3;
+        crate::diag(&format!(
+            "refresh margin {} s is too long for a {} s session; using {} s",
+            margin.as_secs(),
+            duration.as_secs(),
+            scaled.as_secs()
+        ));
+        scaled
+    } else {
+        margin
+    }
+}
+
+/// Follows `source_profile` from the role profile `name` down to the profile
+/// with the long-term keys. Returns the role profiles, the one the source
+/// assumes first, and the source. A profile that is its own
+/// `source_profile` and holds keys is its own source, as for the AWS CLI.
+fn role_chain<'a>(
+    name: &str,
+    profile: &'a Profile,
+    profiles: &'a ProfileSet,
+) -> Result<RoleChain<'a>, Fail> {
+    let mut roles: Vec<(String, &'a Profile)> = Vec::new();
+    let mut seen = vec![name.to_owned()];
+    let (mut name, mut profile) = (name.to_owned(), profile);
+    loop {
+        for unsupported in ["credential_source", "web_identity_token_file"] {
+            if value(profile, unsupported).is_some() {
+                return Err(fail!(
+                    "profile '{name}' uses {unsupported}, which stsmfa does not support"
+                )
+                .hint("stsmfa assumes roles from a source profile with an IAM user's long-term keys: set source_profile instead")
+                .hint("leave this profile to the AWS CLI, which handles it itself"));
+            }
+        }
+        let Some(arn) = value(profile, "role_arn") else {
+            break;
+        };
+        check_role_arn(&arn, &name)?;
+        let Some(source) = value(profile, "source_profile") else {
+            return Err(
+                fail!("role profile '{name}' has role_arn but no source_profile").hint(format!(
+                    "add source_profile = PROFILE (the profile with the IAM user's keys) to [profile {name}]"
+                )),
+            );
+        };
+        roles.push((name.clone(), profile));
+        if source == name && profile.get("aws_access_key_id").is_some() {
+            break;
+        }
+        if seen.contains(&source) {
+            seen.push(source);
+            return Err(fail!("source_profile loop: {}", seen.join(" -> ")).hint(
+                "each role profile's source_profile must lead, without coming back, to a profile with long-term keys",
+            ));
+        }
+        let Some(next) = profiles.get_profile(&source) else {
+            return Err(fail!(
+                "profile '{name}' names source_profile '{source}', which is not in the AWS config or credentials file"
+            )
+            .hint(format!("add [profile {source}] with the IAM user's keys, or fix source_profile in [profile {name}]")));
+        };
+        seen.push(source.clone());
+        (name, profile) = (source, next);
+    }
+    roles.reverse();
+    Ok((roles, (name, profile)))
+}
+
+/// The role profiles of a chain and the source profile.
+type RoleChain<'a> = (Vec<(String, &'a Profile)>, (String, &'a Profile));
+
+fn check_role_arn(arn: &str, profile: &str) -> Result<(), Fail> {
+    let ok = arn.starts_with("arn:")
+        && arn
+            .split(':')
+            .nth(5)
+            .is_some_and(|r| r.starts_with("role/"));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            fail!("role_arn '{arn}' in [profile {profile}] is not a role ARN")
+                .hint("write it as arn:aws:iam::ACCOUNT:role/NAME"),
+        )
+    }
+}
+
+/// One hop of the chain: `n` is its place (0: assumed with the source's
+/// session or keys), `flag` the `--duration` given for the role asked for.
+fn role(
+    name: &str,
+    p: &Profile,
+    n: usize,
+    flag: Option<&str>,
+    source: &str,
+    margin: Duration,
+) -> Result<Role, Fail> {
+    let (text, from) = match (flag, value(p, "duration_seconds")) {
+        (Some(v), _) => (Some(v.to_owned()), "--duration".to_owned()),
+        (None, Some(v)) => (Some(v), format!("duration_seconds in [profile {name}]")),
+        (None, None) => (None, String::new()),
+    };
+    let duration = match text {
+        Some(v) => role_duration(&v).map_err(|e| with_source(e, &from, flag.is_some()))?,
+        None => Duration::from_secs(ROLE_DEFAULT_DURATION),
+    };
+    if n > 0 && duration.as_secs() > CHAINING_LIMIT {
+        let mut f = fail!(
+            "role profile '{name}' asks for {} s ({from}), but its source_profile is a role, and AWS caps a role assumed with another role's session at 1 hour (role chaining)",
+            duration.as_secs()
+        )
+        .hint(format!("set duration_seconds = 3600 or less in [profile {name}]"))
+        .hint("for a longer session, assume the role straight from the profile with the long-term keys: stsmfa then asks for an MFA code for it");
+        if flag.is_some() {
+            f.code = 2;
+        }
+        return Err(f);
+    }
+    let session_name = match value(p, "role_session_name") {
+        Some(v) => check_session_name(&v, name)?,
+        None => default_session_name(source),
+    };
+    Ok(Role {
+        profile: name.to_owned(),
+        arn: value(p, "role_arn").expect("a role profile has role_arn"),
+        external_id: value(p, "external_id"),
+        session_name,
+        source_identity: value(p, "source_identity"),
+        min_ttl: scaled_margin(margin, duration),
+        duration,
+    })
+}
+
+/// A role session length AssumeRole accepts, checked before any call.
+pub fn role_duration(s: &str) -> Result<Duration, Fail> {
+    let d = parse_duration(s)?;
+    if !(ROLE_MIN_DURATION..=ROLE_MAX_DURATION).contains(&d.as_secs()) || d.subsec_nanos() != 0 {
+        return Err(fail!("role session duration '{}' is out of range", s.trim())
+            .hint("AssumeRole allows 15m (900) to 12h (43200), and at most the role's MaxSessionDuration"));
+    }
+    Ok(d)
+}
+
+/// AWS's pattern for a role session name: 2–64 characters of `[\w+=,.@-]`.
+fn session_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
+}
+
+fn check_session_name(v: &str, profile: &str) -> Result<String, Fail> {
+    if (2..=64).contains(&v.len()) && v.chars().all(session_name_char) {
+        Ok(v.to_owned())
+    } else {
+        Err(
+            fail!("invalid role_session_name '{v}' in [profile {profile}]")
+                .hint("AWS allows 2 to 64 characters: letters, digits and _+=,.@-"),
+        )
+    }
+}
+
+/// `stsmfa-SOURCE`, so CloudTrail shows whose keys assumed the role.
+fn default_session_name(source: &str) -> String {
+    let name: String = format!("stsmfa-{source}")
+        .chars()
+        .map(|c| if session_name_char(c) { c } else { '-' })
+        .take(64)
+        .collect();
+    name
 }
 
 /// `--store` > `STSMFA_STORE` > auto.
@@ -255,10 +486,11 @@ fn state_dir_in(env: EnvLookup, platform: &PlatformDirs) -> Result<PathBuf, Fail
         })
 }
 
-/// Finds the profile holding the long-term keys. A profile whose
-/// `credential_process` is `stsmfa credential-process X` leads to `X`, so
-/// `stsmfa env work-mfa` does what the user means.
-fn source_profile<'a>(
+/// Finds the profile to serve: a source profile with long-term keys, or a
+/// role profile. A profile whose `credential_process` is `stsmfa
+/// credential-process X` leads to `X`, so `stsmfa env work-mfa` does what
+/// the user means.
+fn served_profile<'a>(
     name: &str,
     profiles: &'a ProfileSet,
     env: EnvLookup,
@@ -281,10 +513,11 @@ fn source_profile<'a>(
         );
     };
     if profile.get("aws_access_key_id").is_none()
+        && profile.get("role_arn").is_none()
         && let Some(target) = profile.get("credential_process").and_then(stsmfa_target)
         && target != name
         && let Some(p) = profiles.get_profile(&target)
-        && p.get("aws_access_key_id").is_some()
+        && (p.get("aws_access_key_id").is_some() || p.get("role_arn").is_some())
     {
         return Ok((target, p));
     }

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod output;
 pub mod profiles;
 pub mod prompt;
+pub mod roles;
 pub mod secret;
 pub mod session;
 pub mod statedir;

@@ -1,9 +1,12 @@
 //! The heart: cache → lock → re-check → code → STS → store.
+//!
+//! Role profiles (`crate::roles`) build on the same pieces: a role session
+//! comes from the source's MFA session got here, or from a code of its own.
 
 use crate::cache::{Cache, CacheKey};
 use crate::codes::{STEP, UsedCodes};
 use crate::config::Settings;
-use crate::credentials::Session;
+use crate::credentials::{Session, unix};
 use crate::error::Fail;
 use crate::fail;
 use crate::failure;
@@ -11,7 +14,7 @@ use crate::prompt::{Ask, CodeProvider, notify};
 use crate::secret::mask_key_id;
 use crate::store::CredentialStore;
 use crate::sts::{Sts, StsError, check_session};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Codes STS rejects are asked again on a terminal, 3 tries in all.
 const TRIES: u32 = 3;
@@ -30,24 +33,75 @@ pub struct Deps<'a> {
     pub sleep: fn(std::time::Duration),
 }
 
+/// How one step of getting a session treats the cache.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mode {
+    /// The small binary has just read this cache entry and missed.
+    pub after_miss: bool,
+    /// Ignore this cache entry (`--refresh`).
+    pub refresh: bool,
+    /// A cached session counts only if the MFA code behind it was checked
+    /// at or after this time (Unix seconds): for the MFA-age retry.
+    pub mfa_since: Option<u64>,
+}
+
+/// A session, and what building on it needs to know.
+pub(crate) struct Got {
+    pub session: Session,
+    /// Its cache key; the serial in it is the device behind it.
+    pub key: CacheKey,
+    /// When the MFA code behind it was checked, for a session got just now
+    /// (a cached one's is in the index).
+    pub mfa_at: Option<u64>,
+}
+
+impl Got {
+    /// When the MFA code behind the session was checked, reading the index
+    /// for a cached one.
+    pub fn mfa_at(&self, s: &Settings, store: &dyn CredentialStore) -> Option<u64> {
+        self.mfa_at
+            .or_else(|| Cache::new(store, &s.state_dir).mfa_at(&self.key))
+    }
+}
+
 /// Names this profile's session for `serial` and the current long-term key.
 fn cache_key(s: &Settings, serial: String) -> CacheKey {
     CacheKey {
         profile: s.profile.clone(),
         serial,
         source_key_id: s.keys.access_key_id.clone(),
+        role: None,
     }
 }
 
-/// The cached session when it has more than the refresh margin left: the
-/// whole of a cache hit, and all the small front binary does before handing
-/// a miss over (see `commands::front`).
+/// The cached session, for a source or a role profile, when it has more
+/// than the refresh margin left: the whole of a cache hit, and all the
+/// small front binary does before handing a miss over (see
+/// `commands::front`).
 pub fn cached(
     s: &Settings,
     store: &dyn CredentialStore,
     now: fn() -> SystemTime,
 ) -> Result<Option<Session>, Fail> {
-    if s.refresh {
+    let mode = Mode {
+        refresh: s.refresh,
+        ..Mode::default()
+    };
+    let got = match s.roles.len() {
+        0 => cached_mfa(s, store, now, mode)?,
+        n => crate::roles::cached(s, n - 1, store, now, mode)?,
+    };
+    Ok(got.map(|g| g.session))
+}
+
+/// The source profile's cached MFA session.
+pub(crate) fn cached_mfa(
+    s: &Settings,
+    store: &dyn CredentialStore,
+    now: fn() -> SystemTime,
+    mode: Mode,
+) -> Result<Option<Got>, Fail> {
+    if mode.refresh {
         return Ok(None);
     }
     let cache = Cache::new(store, &s.state_dir);
@@ -62,15 +116,23 @@ pub fn cached(
         ));
         return Ok(None);
     };
-    match cache.load(&cache_key(s, serial)).map_err(|e| e.to_fail())? {
+    let key = cache_key(s, serial);
+    match cache.load(&key).map_err(|e| e.to_fail())? {
         Some(hit) if hit.is_fresh(now(), s.min_ttl) => {
+            if !recent_enough(&cache, &key, mode, &s.profile) {
+                return Ok(None);
+            }
             let left = hit.seconds_left(now());
             crate::diag(&format!(
                 "cache hit: {} in {}, {left} s left",
                 mask_key_id(&hit.access_key_id),
                 store.name()
             ));
-            Ok(Some(hit))
+            Ok(Some(Got {
+                session: hit,
+                key,
+                mfa_at: None,
+            }))
         }
         Some(_) => {
             crate::diag(&format!(
@@ -91,19 +153,48 @@ pub fn cached(
     }
 }
 
-/// A fresh session for the profile: from the cache when one has more than
-/// the refresh margin left, else from STS after asking for a code. Exactly
-/// one process per profile, and per MFA device, asks; the others wait on
+/// Whether a cached session is recent enough for `mode.mfa_since`.
+pub(crate) fn recent_enough(cache: &Cache, key: &CacheKey, mode: Mode, profile: &str) -> bool {
+    let Some(since) = mode.mfa_since else {
+        return true;
+    };
+    if cache.mfa_at(key).is_some_and(|at| at >= since) {
+        return true;
+    }
+    crate::diag(&format!(
+        "the cached session of profile {profile} comes from an older MFA sign-in: a new one is needed"
+    ));
+    false
+}
+
+/// A fresh session for the profile asked for: from the cache when one has
+/// more than the refresh margin left, else from STS. Exactly one process
+/// per profile, and per MFA device, asks for a code; the others wait on
 /// the lock and then read the session it stored, or report its failure.
 pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
-    if !s.after_miss
-        && let Some(hit) = cached(s, deps.store, deps.now)?
+    let mode = Mode {
+        after_miss: s.after_miss,
+        refresh: s.refresh,
+        mfa_since: None,
+    };
+    let got = match s.roles.len() {
+        0 => mfa_session(s, deps, mode)?,
+        n => crate::roles::get(s, n - 1, deps, mode)?,
+    };
+    Ok(got.session)
+}
+
+/// The source profile's MFA session (GetSessionToken).
+pub(crate) fn mfa_session(s: &Settings, deps: &mut Deps, mode: Mode) -> Result<Got, Fail> {
+    if !mode.after_miss
+        && let Some(hit) = cached_mfa(s, deps.store, deps.now, mode)?
     {
         return Ok(hit);
     }
+    let recheck = || cached_mfa(s, deps.store, deps.now, mode);
     // A holder's failure counts for us only if it came while we waited.
     let started = (deps.now)();
-    let _profile_lock = match take_turn(s, deps, &s.profile, started)? {
+    let _profile_lock = match take_turn(s, &s.profile, "this profile", started, &recheck)? {
         Turn::Hit(hit) => return Ok(hit),
         Turn::Go(lock) => lock,
         Turn::Failed(left) => return Err(left.reported()),
@@ -114,34 +205,54 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
     let sts = (deps.sts)()?;
     let serial = match &s.mfa_serial {
         Some(serial) => serial.clone(),
-        None => discover_serial(s, sts.as_ref()).map_err(|f| leave(s, deps, &held, f))?,
+        None => {
+            discover_serial(s, sts.as_ref()).map_err(|f| leave(s, deps, &held, &s.profile, f))?
+        }
     };
     // Profiles that share a device must not send its codes at once: always
     // after the profile lock (one order, so no deadlock).
-    let device = device_lock(&serial);
-    let _device_lock = match take_turn(s, deps, &device, started)? {
-        Turn::Hit(hit) => return Ok(hit),
-        Turn::Go(lock) => lock,
-        Turn::Failed(left) => {
-            // Another profile's failure with this device: the processes
-            // waiting on our profile lock would meet it too.
-            for name in &held {
-                failure::record(&s.state_dir, name, &left.profile, &left.fail, (deps.now)());
-            }
-            return Err(left.reported());
-        }
+    let (_device_lock, device) = match device_turn(s, deps, &serial, started, &recheck, &held)? {
+        Ok(lock) => lock,
+        Err(hit) => return Ok(hit),
     };
     held.push(device);
 
-    let session = match fetch(s, &serial, sts.as_ref(), provider.as_mut(), deps) {
+    let call = |code: &str| sts.get_session_token(&serial, code, s.duration);
+    let to_fail = |e: &StsError| e.to_fail(Some(&serial));
+    let attempt = Attempt {
+        label: &s.profile,
+        serial: &serial,
+        what: "GetSessionToken",
+        duration: s.duration,
+        min_ttl: s.min_ttl,
+        call: &call,
+        to_fail: &to_fail,
+    };
+    let session = match fetch(s, &attempt, provider.as_mut(), deps) {
         Ok(session) => session,
         Err(Stop::Own(f)) => return Err(f),
-        Err(Stop::Shared(f)) => return Err(leave(s, deps, &held, f)),
+        Err(Stop::Shared(f)) => return Err(leave(s, deps, &held, &s.profile, f)),
     };
+    let at = unix((deps.now)());
+    let key = cache_key(s, serial);
+    store(s, deps, &key, &session, Some(at));
+    Ok(Got {
+        session,
+        key,
+        mfa_at: Some(at),
+    })
+}
 
-    if let Err(e) = Cache::new(deps.store, &s.state_dir).save(&cache_key(s, serial), &session) {
-        // The code is spent: hand out the session anyway and say why it is
-        // not kept.
+/// Caches a new session. The code is spent: on failure the session is
+/// handed out anyway, saying why it is not kept.
+pub(crate) fn store(
+    s: &Settings,
+    deps: &Deps,
+    key: &CacheKey,
+    session: &Session,
+    mfa_at: Option<u64>,
+) {
+    if let Err(e) = Cache::new(deps.store, &s.state_dir).save(key, session, mfa_at) {
         crate::warn_fail("the session was not cached: ", &e.to_fail());
     } else {
         crate::diag(&format!(
@@ -150,7 +261,32 @@ pub fn get(s: &Settings, deps: &mut Deps) -> Result<Session, Fail> {
             deps.store.name()
         ));
     }
-    Ok(session)
+}
+
+/// Takes the lock of the MFA device `serial` after the locks `held`: `Err`
+/// with the session another process stored meanwhile.
+pub(crate) fn device_turn(
+    s: &Settings,
+    deps: &Deps,
+    serial: &str,
+    started: SystemTime,
+    recheck: &dyn Fn() -> Result<Option<Got>, Fail>,
+    held: &[String],
+) -> Result<Result<(crate::lock::ProfileLock, String), Got>, Fail> {
+    let device = device_lock(serial);
+    let what = format!("MFA device {serial}");
+    match take_turn(s, &device, &what, started, recheck)? {
+        Turn::Hit(hit) => Ok(Err(hit)),
+        Turn::Go(lock) => Ok(Ok((lock, device))),
+        Turn::Failed(left) => {
+            // Another profile's failure with this device: the processes
+            // waiting on our locks would meet it too.
+            for name in held {
+                failure::record(&s.state_dir, name, &left.profile, &left.fail, (deps.now)());
+            }
+            Err(left.reported())
+        }
+    }
 }
 
 /// The lock name for an MFA device, apart from profile names.
@@ -158,25 +294,27 @@ fn device_lock(serial: &str) -> String {
     format!("device {serial}")
 }
 
-enum Turn {
+pub(crate) enum Turn {
     /// Whoever held the lock stored a session for us.
-    Hit(Session),
+    Hit(Got),
     /// Our turn: the lock is ours and the cache still misses.
     Go(crate::lock::ProfileLock),
     /// Whoever held the lock while we waited failed in a way we would too.
     Failed(failure::Left),
 }
 
-/// Takes the lock `name`. One that had to wait reads the cache without the
-/// lock first (so many waiters read at once rather than in turn), and
-/// reports the holder's failure if it left one since `started`, rather than
-/// spend a code of its own on the same failure.
-fn take_turn(s: &Settings, deps: &Deps, name: &str, started: SystemTime) -> Result<Turn, Fail> {
-    let what = if name == s.profile {
-        "this profile".to_owned()
-    } else {
-        format!("MFA device {}", name.trim_start_matches("device "))
-    };
+/// Takes the lock `name` (`what` says whose, for `-v`). One that had to
+/// wait reads the cache without the lock first (so many waiters read at
+/// once rather than in turn), and reports the holder's failure if it left
+/// one since `started`, rather than spend a code of its own on the same
+/// failure.
+pub(crate) fn take_turn(
+    s: &Settings,
+    name: &str,
+    what: &str,
+    started: SystemTime,
+    recheck: &dyn Fn() -> Result<Option<Got>, Fail>,
+) -> Result<Turn, Fail> {
     let holder_failed = || failure::since(&s.state_dir, name, started);
     let acquire = || {
         let waiting = || {
@@ -190,7 +328,6 @@ fn take_turn(s: &Settings, deps: &Deps, name: &str, started: SystemTime) -> Resu
             Err(gave_up) => holder_failed().map(Err).ok_or(gave_up),
         }
     };
-    let recheck = || cached(s, deps.store, deps.now);
     let first = match acquire()? {
         Ok(lock) => lock,
         Err(left) => return Ok(Turn::Failed(left)),
@@ -225,17 +362,17 @@ fn take_turn(s: &Settings, deps: &Deps, name: &str, started: SystemTime) -> Resu
     Ok(Turn::Go(lock))
 }
 
-/// Leaves a failure every waiter would meet too in the locks held, and
-/// returns it.
-fn leave(s: &Settings, deps: &Deps, held: &[String], f: Fail) -> Fail {
+/// Leaves a failure every waiter would meet too in the locks held (of a
+/// process getting a session for `profile`), and returns it.
+pub(crate) fn leave(s: &Settings, deps: &Deps, held: &[String], profile: &str, f: Fail) -> Fail {
     for name in held {
-        failure::record(&s.state_dir, name, &s.profile, &f, (deps.now)());
+        failure::record(&s.state_dir, name, profile, &f, (deps.now)());
     }
     f
 }
 
 /// How an attempt that got no session ended.
-enum Stop {
+pub(crate) enum Stop {
     /// This process's own code source failed (no terminal, a code program
     /// that broke, a code already used): a waiter may well do better.
     Own(Fail),
@@ -245,7 +382,7 @@ enum Stop {
 
 /// GetCallerIdentity + ListMFADevices: both allowed without MFA by AWS's
 /// self-service policies.
-fn discover_serial(s: &Settings, sts: &dyn Sts) -> Result<String, Fail> {
+pub(crate) fn discover_serial(s: &Settings, sts: &dyn Sts) -> Result<String, Fail> {
     let id = sts.caller_identity().map_err(|e| e.to_fail(None))?;
     let Some(user) = id.user_name() else {
         return Err(fail!(
@@ -282,18 +419,33 @@ fn discover_serial(s: &Settings, sts: &dyn Sts) -> Result<String, Fail> {
     }
 }
 
-/// Gets a code (never one already spent), calls GetSessionToken and checks
-/// the session it returns.
-fn fetch(
+/// One call that carries an MFA code: GetSessionToken, or AssumeRole on
+/// the long path.
+pub(crate) struct Attempt<'a> {
+    /// The profile the prompt names.
+    pub label: &'a str,
+    pub serial: &'a str,
+    /// The call, for `-v`.
+    pub what: &'a str,
+    pub duration: Duration,
+    pub min_ttl: Duration,
+    pub call: &'a dyn Fn(&str) -> Result<Session, StsError>,
+    /// AWS's failures in the user's words.
+    pub to_fail: &'a dyn Fn(&StsError) -> Fail,
+}
+
+/// Gets a code (never one already spent), makes the call and checks the
+/// session it returns.
+pub(crate) fn fetch(
     s: &Settings,
-    serial: &str,
-    sts: &dyn Sts,
+    a: &Attempt,
     provider: &mut dyn CodeProvider,
     deps: &Deps,
 ) -> Result<Session, Stop> {
+    let serial = a.serial;
     let used = UsedCodes::new(&s.state_dir, serial);
     let ask = Ask {
-        profile: &s.profile,
+        profile: a.label,
         serial,
     };
     let mut retry: Option<String> = None;
@@ -339,19 +491,18 @@ fn fetch(
         }
         tries += 1;
         crate::diag(&format!(
-            "calling GetSessionToken for {serial} (try {tries} of {TRIES})"
+            "calling {} for {serial} (try {tries} of {TRIES})",
+            a.what
         ));
-        let answer = sts
-            .get_session_token(serial, &code, s.duration)
-            .and_then(|session| {
-                check_session(
-                    &session,
-                    (deps.now)(),
-                    least_life(s),
-                    s.duration + CLOCK_SLACK,
-                )
-                .map(|()| session)
-            });
+        let answer = (a.call)(&code).and_then(|session| {
+            check_session(
+                &session,
+                (deps.now)(),
+                least_life(a.duration, a.min_ttl),
+                a.duration + CLOCK_SLACK,
+            )
+            .map(|()| session)
+        });
         // Once the request may have reached STS the code counts as spent,
         // answered or not: sending it again could only be refused.
         if answer
@@ -368,9 +519,9 @@ fn fetch(
             }
             Err(e) => {
                 if let Some(detail) = e.detail() {
-                    crate::diag(&format!("GetSessionToken failed: {detail}"));
+                    crate::diag(&format!("{} failed: {detail}", a.what));
                 }
-                let mut f = e.to_fail(Some(serial));
+                let mut f = (a.to_fail)(&e);
                 if e.code_may_be_spent()
                     && !matches!(
                         e,
@@ -389,16 +540,16 @@ fn fetch(
 
 /// How far STS's clock may be ahead of ours before a session that outlasts
 /// the duration asked for is refused (TOTP codes already fail far sooner).
-const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(3600);
+pub(crate) const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The least time a new session must have left: the refresh margin, or it
 /// would be a miss again at once. A session asked for no longer than the
 /// margin (the user's choice, served as before) must last half of it.
-fn least_life(s: &Settings) -> std::time::Duration {
-    if s.duration > s.min_ttl {
-        s.min_ttl
+pub(crate) fn least_life(duration: Duration, min_ttl: Duration) -> Duration {
+    if duration > min_ttl {
+        min_ttl
     } else {
-        s.duration / 2
+        duration / 2
     }
 }
 
@@ -466,6 +617,13 @@ mod tests {
             }
             Ok(session)
         }
+        fn assume_role(
+            &self,
+            _: crate::sts::Caller<'_>,
+            _: &crate::config::Role,
+        ) -> Result<Session, StsError> {
+            unreachable!("source profiles assume no role")
+        }
     }
 
     struct Script {
@@ -507,6 +665,7 @@ mod tests {
             refresh: false,
             after_miss: false,
             ykman_account: None,
+            roles: Vec::new(),
         }
     }
 

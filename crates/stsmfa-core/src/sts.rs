@@ -2,6 +2,7 @@
 //! what the user should do. The SDK adapter behind it lives in `stsmfa-sts`,
 //! so that nothing here links the AWS SDK.
 
+use crate::config::Role;
 use crate::credentials::Session;
 use crate::error::Fail;
 use crate::fail;
@@ -32,6 +33,20 @@ pub trait Sts {
         code: &str,
         duration: Duration,
     ) -> Result<Session, StsError>;
+    /// AssumeRole of `role` for `caller`.
+    fn assume_role(&self, caller: Caller<'_>, role: &Role) -> Result<Session, StsError>;
+}
+
+/// Whose credentials call AssumeRole.
+#[derive(Clone, Copy)]
+pub enum Caller<'a> {
+    /// Session credentials: the source's MFA session, or for a chain the
+    /// role session before. The role session inherits their MFA context,
+    /// so no code is sent.
+    Session(&'a Session),
+    /// The long-term keys with `SerialNumber` and `TokenCode`, for role
+    /// sessions longer than the 1-hour cap of the other way.
+    Mfa { serial: &'a str, code: &'a str },
 }
 
 /// STS and IAM failures, sorted by what the user should do.
@@ -66,6 +81,9 @@ pub enum StsError {
     Denied(String),
     #[error("AWS rejected the request: {0}")]
     Invalid(String),
+    /// STS is not activated in the region of the endpoint.
+    #[error("STS is not activated in this region: {0}")]
+    RegionDisabled(String),
     /// A 5xx answer with an AWS error code.
     #[error("AWS answered HTTP {status} ({code}): {message}")]
     Server {
@@ -114,6 +132,7 @@ impl StsError {
             "ValidationError" | "InvalidParameterValue" | "InvalidParameterCombination" => {
                 StsError::Invalid(msg)
             }
+            "RegionDisabledException" => StsError::RegionDisabled(msg),
             "" if msg.is_empty() => StsError::Other {
                 code: "unknown".into(),
                 message: "no error details".into(),
@@ -167,6 +186,9 @@ impl StsError {
                 .hint("STSMFA_TIMEOUT sets how long to wait for AWS (default 30s)"),
             StsError::Denied(_) => f.hint("the IAM policy denies this call; ask an admin, or check that the right profile is used"),
             StsError::Invalid(_) => f.hint("check --duration (15m to 36h for IAM users) and mfa_serial"),
+            StsError::RegionDisabled(_) => f
+                .hint("choose a region where STS is active (region in the profile, AWS_REGION or --region; us-east-1 always is)")
+                .hint("or ask an admin to activate STS in this region (IAM account settings)"),
             StsError::Server { .. } => f.hint("AWS had a problem on its side: try again in a minute"),
             StsError::Unreadable { .. } => f
                 .hint(elsewhere)
@@ -327,6 +349,7 @@ mod tests {
             StsError::Network("m".into()),
             StsError::Denied("m".into()),
             StsError::Invalid("m".into()),
+            StsError::RegionDisabled("m".into()),
             StsError::Interrupted("m".into()),
             StsError::Timeout(30),
             StsError::NoAnswer(30),

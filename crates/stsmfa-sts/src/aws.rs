@@ -2,11 +2,12 @@
 //! runtime, built only on a cache miss (and for `enroll`).
 
 use std::time::Duration;
+use stsmfa_core::config::Role;
 use stsmfa_core::credentials::{LongTermKeys, Session};
 use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
 use stsmfa_core::secret::Secret;
-use stsmfa_core::sts::{Identity, Sts, StsError};
+use stsmfa_core::sts::{Caller, Identity, Sts, StsError};
 
 /// Network and timeout settings for the SDK client.
 #[derive(Debug, Clone)]
@@ -347,16 +348,58 @@ impl Sts for AwsSts {
             .config_override(self.sts_with_code())
             .send();
         let out = self.rt.block_on(call).map_err(|e| self.error(e, true))?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| StsError::InvalidSession("the reply holds no credentials".into()))?;
-        Ok(Session {
-            access_key_id: c.access_key_id().to_owned(),
-            secret_access_key: Secret::new(c.secret_access_key().to_owned()),
-            session_token: Secret::new(c.session_token().to_owned()),
-            // The SDK reads a missing expiry as 1970: 0 here, which
-            // `check_session` refuses.
-            expiration: u64::try_from(c.expiration().secs()).unwrap_or(0),
-        })
+        session_of(out.credentials())
     }
+
+    fn assume_role(&self, caller: Caller<'_>, role: &Role) -> Result<Session, StsError> {
+        let call = self
+            .sts
+            .assume_role()
+            .role_arn(&role.arn)
+            .role_session_name(&role.session_name)
+            .set_external_id(role.external_id.clone())
+            .set_source_identity(role.source_identity.clone())
+            .duration_seconds(i32::try_from(role.duration.as_secs()).unwrap_or(i32::MAX));
+        let (call, with_code) = match caller {
+            // No code: the client's retries are safe. Only the credentials
+            // change, for this call.
+            Caller::Session(session) => {
+                let creds = aws_credential_types::Credentials::new(
+                    &session.access_key_id,
+                    session.secret_access_key.expose(),
+                    Some(session.session_token.expose().clone()),
+                    None,
+                    "stsmfa-session",
+                );
+                let over = aws_sdk_sts::config::Builder::default().credentials_provider(creds);
+                (call.customize().config_override(over), false)
+            }
+            // A code: exactly one attempt, as for GetSessionToken.
+            Caller::Mfa { serial, code } => (
+                call.serial_number(serial)
+                    .token_code(code)
+                    .customize()
+                    .config_override(self.sts_with_code()),
+                true,
+            ),
+        };
+        let out = self
+            .rt
+            .block_on(call.send())
+            .map_err(|e| self.error(e, with_code))?;
+        session_of(out.credentials())
+    }
+}
+
+/// The session in an STS reply.
+fn session_of(c: Option<&aws_sdk_sts::types::Credentials>) -> Result<Session, StsError> {
+    let c = c.ok_or_else(|| StsError::InvalidSession("the reply holds no credentials".into()))?;
+    Ok(Session {
+        access_key_id: c.access_key_id().to_owned(),
+        secret_access_key: Secret::new(c.secret_access_key().to_owned()),
+        session_token: Secret::new(c.session_token().to_owned()),
+        // The SDK reads a missing expiry as 1970: 0 here, which
+        // `check_session` refuses.
+        expiration: u64::try_from(c.expiration().secs()).unwrap_or(0),
+    })
 }

@@ -59,7 +59,13 @@ pub fn session_args(command: &Command) -> Option<&ProfileArgs> {
 
 /// Hands the session out the way the command says.
 pub fn deliver(command: &Command, settings: &Settings, session: &Session) -> Result<u8, Fail> {
-    let vars = || output::variables(session, &settings.profile, settings.region.as_deref());
+    let vars = || {
+        output::variables(
+            session,
+            settings.served_profile(),
+            settings.region.as_deref(),
+        )
+    };
     match command {
         Command::CredentialProcess(_) => {
             crate::emit(&(output::credential_process(session) + "\n"));
