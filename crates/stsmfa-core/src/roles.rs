@@ -117,7 +117,7 @@ pub(crate) fn get(s: &Settings, n: usize, deps: &mut Deps, mode: Mode) -> Result
         Turn::Failed(left) => return Err(left.reported()),
     };
     if n == 0 && role.long() {
-        return long_path(s, deps, mode, started, lock);
+        return long_path(s, deps, started, lock);
     }
     crate::diag(&match n {
         0 => format!(
@@ -206,7 +206,6 @@ pub(crate) fn get(s: &Settings, n: usize, deps: &mut Deps, mode: Mode) -> Result
 fn long_path(
     s: &Settings,
     deps: &mut Deps,
-    mode: Mode,
     started: SystemTime,
     lock: String,
 ) -> Result<Got, Fail> {
@@ -228,12 +227,7 @@ fn long_path(
         None => session::discover_serial(s, sts.as_ref())
             .map_err(|f| session::leave(s, deps, &held, &role.profile, f))?,
     };
-    let recheck = || cached(s, 0, deps.store, deps.now, mode);
-    let (_device_lock, device) =
-        match session::device_turn(s, deps, &serial, started, &recheck, &held)? {
-            Ok(lock) => lock,
-            Err(hit) => return Ok(hit),
-        };
+    let (_device_lock, device) = session::device_turn(s, deps, &serial, started, &held)?;
     held.push(device);
     let call = |code: &str| {
         sts.assume_role(

@@ -211,10 +211,7 @@ pub(crate) fn mfa_session(s: &Settings, deps: &mut Deps, mode: Mode) -> Result<G
     };
     // Profiles that share a device must not send its codes at once: always
     // after the profile lock (one order, so no deadlock).
-    let (_device_lock, device) = match device_turn(s, deps, &serial, started, &recheck, &held)? {
-        Ok(lock) => lock,
-        Err(hit) => return Ok(hit),
-    };
+    let (_device_lock, device) = device_turn(s, deps, &serial, started, &held)?;
     held.push(device);
 
     let call = |code: &str| sts.get_session_token(&serial, code, s.duration);
@@ -263,21 +260,21 @@ pub(crate) fn store(
     }
 }
 
-/// Takes the lock of the MFA device `serial` after the locks `held`: `Err`
-/// with the session another process stored meanwhile.
+/// Takes the lock of the MFA device `serial` after the locks `held`.
+/// Whoever else holds it is getting a session for another profile, never
+/// the one we hold the lock of, so there is nothing to read again after it.
 pub(crate) fn device_turn(
     s: &Settings,
     deps: &Deps,
     serial: &str,
     started: SystemTime,
-    recheck: &dyn Fn() -> Result<Option<Got>, Fail>,
     held: &[String],
-) -> Result<Result<(crate::lock::ProfileLock, String), Got>, Fail> {
+) -> Result<(crate::lock::ProfileLock, String), Fail> {
     let device = device_lock(serial);
     let what = format!("MFA device {serial}");
-    match take_turn(s, &device, &what, started, recheck)? {
-        Turn::Hit(hit) => Ok(Err(hit)),
-        Turn::Go(lock) => Ok(Ok((lock, device))),
+    match take_turn(s, &device, &what, started, &|| Ok(None))? {
+        Turn::Hit(_) => unreachable!("nothing is read under a device lock"),
+        Turn::Go(lock) => Ok((lock, device)),
         Turn::Failed(left) => {
             // Another profile's failure with this device: the processes
             // waiting on our locks would meet it too.
