@@ -475,6 +475,86 @@ mod tests {
         );
     }
 
+    fn role_key(profile: &str, chain: &[&str]) -> CacheKey {
+        CacheKey {
+            profile: profile.into(),
+            serial: "arn:aws:iam::111122223333:mfa/alice".into(),
+            source_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            role: Some(RoleRef {
+                arn: format!("arn:aws:iam::444455556666:role/{profile}"),
+                chain: chain.iter().map(|c| c.to_string()).collect(),
+            }),
+        }
+    }
+
+    #[test]
+    fn role_sessions_have_entries_of_their_own_and_go_with_their_source() {
+        let dir = Dir::new("roles");
+        let store = MemoryStore::default();
+        let cache = Cache::new(&store, &dir.0);
+        cache
+            .save(&key("work"), &session(future(1)), Some(7))
+            .unwrap();
+        cache
+            .save(&role_key("prod", &["work"]), &session(future(2)), Some(7))
+            .unwrap();
+        cache
+            .save(
+                &role_key("audit", &["work", "prod"]),
+                &session(future(3)),
+                None,
+            )
+            .unwrap();
+        cache
+            .save(&key("home"), &session(future(4)), Some(9))
+            .unwrap();
+        assert_eq!(
+            store.entries.borrow().len(),
+            5,
+            "four entries and one index page"
+        );
+        // The serial is not part of a role entry's name: a hit needs none.
+        let mut no_serial = role_key("prod", &["work"]);
+        no_serial.serial.clear();
+        assert!(cache.load(&no_serial).unwrap().is_some());
+        assert_eq!(cache.mfa_at(&no_serial), Some(7));
+        assert_eq!(cache.mfa_at(&role_key("audit", &["work", "prod"])), None);
+        // A role line never stands for its profile's MFA device.
+        assert_eq!(cache.known_serial("prod", "AKIAIOSFODNN7EXAMPLE"), None);
+        let sources: Vec<String> = cache
+            .index()
+            .iter()
+            .map(|i| i.key.source().to_owned())
+            .collect();
+        assert_eq!(sources, vec!["work", "work", "work", "home"]);
+        let gone = cache.remove(|k| k.involves("work")).unwrap();
+        assert_eq!(gone.len(), 3);
+        assert_eq!(cache.index().len(), 1);
+        assert!(cache.load(&role_key("prod", &["work"])).unwrap().is_none());
+    }
+
+    #[test]
+    fn index_lines_from_before_roles_still_read() {
+        let dir = Dir::new("oldindex");
+        let store = MemoryStore::default();
+        let exp = future(1);
+        let old = format!(
+            r#"{{"l":[{{"p":"work","s":"arn:aws:iam::111122223333:mfa/alice","k":"AKIAIOSFODNN7EXAMPLE","e":{exp}}}],"n":false}}"#
+        );
+        store
+            .entries
+            .borrow_mut()
+            .insert("index".into(), old.into_bytes());
+        let cache = Cache::new(&store, &dir.0);
+        let index = cache.index();
+        assert_eq!(index.len(), 1);
+        assert_eq!((index[0].key.role.clone(), index[0].mfa_at), (None, None));
+        // And a line without a role writes as before: no new fields.
+        cache.save(&key("work"), &session(exp), None).unwrap();
+        let page = String::from_utf8(store.entries.borrow()["index"].clone()).unwrap();
+        assert!(!page.contains("\"r\"") && !page.contains("\"m\""), "{page}");
+    }
+
     #[test]
     fn a_session_too_large_for_the_store_says_so() {
         let dir = Dir::new("large");

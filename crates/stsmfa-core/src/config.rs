@@ -939,6 +939,185 @@ mod tests {
         );
     }
 
+    const ROLES: &str = "[profile work]\nmfa_serial = arn:aws:iam::111122223333:mfa/alice\nregion = eu-west-1\nstsmfa_duration = 8h\n\n\
+        [profile prod]\nrole_arn = arn:aws:iam::444455556666:role/Admin\nsource_profile = work\nregion = us-east-2\nexternal_id = x-1\n\n\
+        [profile prod-mfa]\ncredential_process = stsmfa credential-process prod\n\n\
+        [profile audit]\nrole_arn = arn:aws:iam::777788889999:role/Audit\nsource_profile = prod\nrole_session_name = alice\nmfa_serial = arn:aws:iam::111122223333:mfa/other\n\n\
+        [profile long]\nrole_arn = arn:aws:iam::444455556666:role/Long\nsource_profile = work\nduration_seconds = 7200\n";
+
+    #[test]
+    fn a_role_profile_resolves_to_its_source_and_role() {
+        let set = profiles(ROLES, CREDS);
+        let s = resolve(Some("prod"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
+        assert_eq!(s.profile, "work", "the keys' profile");
+        assert_eq!(s.served_profile(), "prod");
+        assert_eq!(s.keys.access_key_id, "AKIAWORK");
+        assert_eq!(
+            s.mfa_serial.as_deref(),
+            Some("arn:aws:iam::111122223333:mfa/alice"),
+            "the source's"
+        );
+        assert_eq!(
+            s.region.as_deref(),
+            Some("us-east-2"),
+            "the role profile's first"
+        );
+        assert_eq!(
+            s.duration,
+            Duration::from_secs(8 * 3600),
+            "the MFA session's own length"
+        );
+        assert_eq!(
+            s.roles,
+            vec![Role {
+                profile: "prod".into(),
+                arn: "arn:aws:iam::444455556666:role/Admin".into(),
+                external_id: Some("x-1".into()),
+                session_name: "stsmfa-work".into(),
+                source_identity: None,
+                duration: Duration::from_secs(3600),
+                min_ttl: Duration::from_secs(900),
+            }]
+        );
+        assert!(!s.roles[0].long());
+        // Through `credential_process = stsmfa credential-process prod`.
+        let s = resolve(
+            Some("prod-mfa"),
+            &SessionOpts::default(),
+            &env_of(&[]),
+            &set,
+        )
+        .unwrap();
+        assert_eq!(s.served_profile(), "prod");
+        assert_eq!(session_profile("prod-mfa", &set), "prod");
+        assert_eq!(session_profile("prod", &set), "prod");
+    }
+
+    #[test]
+    fn a_chain_lists_its_roles_from_the_source_up() {
+        let set = profiles(ROLES, CREDS);
+        let s = resolve(Some("audit"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
+        let names: Vec<&str> = s.roles.iter().map(|r| r.profile.as_str()).collect();
+        assert_eq!(names, vec!["prod", "audit"]);
+        assert_eq!(s.roles[1].session_name, "alice");
+        assert_eq!(
+            s.mfa_serial.as_deref(),
+            Some("arn:aws:iam::111122223333:mfa/other"),
+            "the role profile's mfa_serial wins"
+        );
+        assert_eq!(
+            s.region.as_deref(),
+            Some("us-east-2"),
+            "inherited from the role before"
+        );
+    }
+
+    #[test]
+    fn role_durations_choose_the_path_and_chains_are_capped_before_any_call() {
+        let set = profiles(ROLES, CREDS);
+        let s = resolve(Some("long"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
+        assert_eq!(s.roles[0].duration, Duration::from_secs(7200));
+        assert!(s.roles[0].long());
+        // --duration is the role session's; STSMFA_DURATION stays the MFA session's.
+        let opts = SessionOpts {
+            duration: Some("2h".into()),
+            ..Default::default()
+        };
+        let env = env_of(&[("STSMFA_DURATION", "3h")]);
+        let s = resolve(Some("prod"), &opts, &env, &set).unwrap();
+        assert_eq!(s.roles[0].duration, Duration::from_secs(7200));
+        assert_eq!(s.duration, Duration::from_secs(3 * 3600));
+        let e = resolve(Some("audit"), &opts, &env, &set).unwrap_err();
+        assert!(e.message.contains("role chaining"), "{}", e.message);
+        assert_eq!(e.code, 2, "from a flag: bad usage");
+        let set2 = profiles(
+            &format!(
+                "{ROLES}\n[profile audit2]\nrole_arn = arn:aws:iam::1:role/A\nsource_profile = prod\nduration_seconds = 3601\n"
+            ),
+            CREDS,
+        );
+        let e = resolve(Some("audit2"), &SessionOpts::default(), &env_of(&[]), &set2).unwrap_err();
+        assert!(
+            e.message.contains("duration_seconds in [profile audit2]")
+                && e.message.contains("1 hour"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.hints
+                .iter()
+                .any(|h| h.contains("duration_seconds = 3600"))
+        );
+        for bad in ["899", "43201", "1d"] {
+            assert!(role_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(role_duration("12h").unwrap(), Duration::from_secs(43_200));
+    }
+
+    #[test]
+    fn a_source_profile_loop_is_an_error_naming_the_profiles() {
+        let set = profiles(
+            "[profile a]\nrole_arn = arn:aws:iam::1:role/A\nsource_profile = b\n[profile b]\nrole_arn = arn:aws:iam::1:role/B\nsource_profile = a\n[profile s]\nrole_arn = arn:aws:iam::1:role/S\nsource_profile = s\n",
+            "",
+        );
+        let e = resolve(Some("a"), &SessionOpts::default(), &env_of(&[]), &set).unwrap_err();
+        assert_eq!(e.message, "source_profile loop: a -> b -> a");
+        assert!(!e.hints.is_empty());
+        let e = resolve(Some("s"), &SessionOpts::default(), &env_of(&[]), &set).unwrap_err();
+        assert_eq!(e.message, "source_profile loop: s -> s");
+        // A profile with keys may be its own source, as for the AWS CLI.
+        let set = profiles(
+            "[profile me]\nrole_arn = arn:aws:iam::1:role/Me\nsource_profile = me\n",
+            "[me]\naws_access_key_id = AKIAME\naws_secret_access_key = s\n",
+        );
+        let s = resolve(Some("me"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
+        assert_eq!((s.profile.as_str(), s.roles.len()), ("me", 1));
+    }
+
+    #[test]
+    fn unsupported_and_broken_role_profiles_are_clear_errors() {
+        let cases = [
+            (
+                "credential_source = Ec2InstanceMetadata",
+                "credential_source, which stsmfa does not support",
+            ),
+            (
+                "web_identity_token_file = /t\nsource_profile = work",
+                "web_identity_token_file, which stsmfa does not support",
+            ),
+            ("", "has role_arn but no source_profile"),
+            (
+                "source_profile = nowhere",
+                "source_profile 'nowhere', which is not in",
+            ),
+            (
+                "source_profile = work\nrole_session_name = a b",
+                "invalid role_session_name",
+            ),
+        ];
+        for (extra, needle) in cases {
+            let config =
+                format!("{CONFIG}\n[profile r]\nrole_arn = arn:aws:iam::1:role/R\n{extra}\n");
+            let set = profiles(&config, CREDS);
+            let e = resolve(Some("r"), &SessionOpts::default(), &env_of(&[]), &set).unwrap_err();
+            assert!(e.message.contains(needle), "{extra}: {}", e.message);
+            assert!(!e.hints.is_empty(), "{extra}");
+        }
+        let set = profiles(
+            "[profile r]\nrole_arn = Admin\nsource_profile = work\n",
+            CREDS,
+        );
+        let e = resolve(Some("r"), &SessionOpts::default(), &env_of(&[]), &set).unwrap_err();
+        assert!(e.message.contains("not a role ARN"), "{}", e.message);
+    }
+
+    #[test]
+    fn default_session_names_fit_aws_pattern() {
+        assert_eq!(default_session_name("work"), "stsmfa-work");
+        assert_eq!(default_session_name("team/dev:x%"), "stsmfa-team-dev-x-");
+        assert_eq!(default_session_name(&"p".repeat(100)).len(), 64);
+    }
+
     #[test]
     fn stsmfa_target_parses_credential_process_lines() {
         assert_eq!(

@@ -368,3 +368,461 @@ fn role_fail(s: &Settings, n: usize, e: &StsError) -> Fail {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CodeSource;
+    use crate::credentials::{LongTermKeys, Session};
+    use crate::prompt::{Ask, CodeProvider};
+    use crate::secret::Secret;
+    use crate::store::StoreChoice;
+    use crate::store::memory::MemoryStore;
+    use crate::sts::{Identity, Sts};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const NOW: u64 = 1_800_000_000;
+    const SERIAL: &str = "arn:aws:iam::111122223333:mfa/alice";
+    const CODE: &str = "123456";
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW)
+    }
+
+    /// Who called what, in order.
+    #[derive(Default)]
+    struct Calls {
+        gst: usize,
+        /// (role ARN, the caller's key ID or "code:CODE").
+        assume: Vec<(String, String)>,
+        /// AssumeRole is denied for callers whose key is listed here.
+        deny_keys: Vec<String>,
+        /// AssumeRole is denied whatever the caller.
+        deny_all: bool,
+        minted: usize,
+    }
+
+    struct FakeSts(Rc<RefCell<Calls>>);
+
+    impl FakeSts {
+        fn mint(&self, secs: u64) -> Session {
+            let mut c = self.0.borrow_mut();
+            c.minted += 1;
+            Session {
+                access_key_id: format!("ASIA{}", c.minted),
+                secret_access_key: Secret::new("sk".into()),
+                session_token: Secret::new("st".into()),
+                expiration: NOW + secs,
+            }
+        }
+    }
+
+    impl Sts for FakeSts {
+        fn caller_identity(&self) -> Result<Identity, StsError> {
+            unreachable!("mfa_serial is set")
+        }
+        fn list_mfa_devices(&self, _: &str) -> Result<Vec<String>, StsError> {
+            unreachable!("mfa_serial is set")
+        }
+        fn get_session_token(&self, _: &str, code: &str, d: Duration) -> Result<Session, StsError> {
+            assert_eq!(code, CODE);
+            self.0.borrow_mut().gst += 1;
+            Ok(self.mint(d.as_secs()))
+        }
+        fn assume_role(&self, caller: Caller<'_>, role: &Role) -> Result<Session, StsError> {
+            let who = match caller {
+                Caller::Session(s) => s.access_key_id.clone(),
+                Caller::Mfa { code, .. } => format!("code:{code}"),
+            };
+            let denied = {
+                let c = self.0.borrow();
+                c.deny_all || c.deny_keys.contains(&who)
+            };
+            self.0.borrow_mut().assume.push((role.arn.clone(), who));
+            if denied {
+                return Err(StsError::Denied(format!(
+                    "User: arn:aws:iam::111122223333:user/alice is not authorized to perform: sts:AssumeRole on resource: {}",
+                    role.arn
+                )));
+            }
+            Ok(self.mint(role.duration.as_secs()))
+        }
+    }
+
+    struct Codes(Rc<RefCell<usize>>);
+
+    impl CodeProvider for Codes {
+        fn code(&mut self, _: &Ask, _: Option<&str>) -> Result<String, Fail> {
+            *self.0.borrow_mut() += 1;
+            Ok(CODE.into())
+        }
+        fn interactive(&self) -> bool {
+            false
+        }
+    }
+
+    fn role(profile: &str, secs: u64) -> Role {
+        Role {
+            profile: profile.into(),
+            arn: format!("arn:aws:iam::444455556666:role/{profile}"),
+            external_id: None,
+            session_name: "stsmfa-work".into(),
+            source_identity: None,
+            duration: Duration::from_secs(secs),
+            min_ttl: Duration::from_secs(900),
+        }
+    }
+
+    struct World {
+        store: MemoryStore,
+        calls: Rc<RefCell<Calls>>,
+        asked: Rc<RefCell<usize>>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for World {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    impl World {
+        fn new(name: &str) -> World {
+            let dir =
+                std::env::temp_dir().join(format!("stsmfa-roles-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            World {
+                store: MemoryStore::default(),
+                calls: Default::default(),
+                asked: Default::default(),
+                dir,
+            }
+        }
+
+        fn settings(&self, roles: Vec<Role>) -> Settings {
+            Settings {
+                profile: "work".into(),
+                roles,
+                mfa_serial: Some(SERIAL.into()),
+                code: CodeSource::Prompt(None),
+                duration: Duration::from_secs(12 * 3600),
+                min_ttl: Duration::from_secs(900),
+                store: StoreChoice::None,
+                region: Some("eu-west-1".into()),
+                keys: LongTermKeys {
+                    access_key_id: "AKIAWORK".into(),
+                    secret_access_key: Secret::new("x".into()),
+                },
+                lock_timeout: Duration::from_secs(1),
+                timeout: Duration::from_secs(30),
+                state_dir: self.dir.clone(),
+                refresh: false,
+                after_miss: false,
+                ykman_account: None,
+            }
+        }
+
+        fn run(&self, s: &Settings) -> Result<Session, Fail> {
+            // Every code is new: the used-code record is not what this tests.
+            let _ = std::fs::remove_dir_all(&self.dir);
+            let calls = self.calls.clone();
+            let asked = self.asked.clone();
+            let mut sts =
+                move || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(FakeSts(calls.clone()))) };
+            let mut provider = move || -> Result<Box<dyn CodeProvider>, Fail> {
+                Ok(Box::new(Codes(asked.clone())))
+            };
+            let mut deps = Deps {
+                store: &self.store,
+                sts: &mut sts,
+                provider: &mut provider,
+                now,
+                sleep: |_| {},
+            };
+            session::get(s, &mut deps)
+        }
+
+        fn asked(&self) -> usize {
+            *self.asked.borrow()
+        }
+
+        fn callers(&self) -> Vec<String> {
+            self.calls
+                .borrow()
+                .assume
+                .iter()
+                .map(|(_, w)| w.clone())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn default_path_assumes_with_the_mfa_session_then_hits() {
+        let w = World::new("default");
+        let s = w.settings(vec![role("prod", 3600)]);
+        let first = w.run(&s).unwrap();
+        assert_eq!(w.asked(), 1);
+        assert_eq!(w.calls.borrow().gst, 1);
+        // The MFA session (ASIA1) assumed the role; no code went to AssumeRole.
+        assert_eq!(w.callers(), vec!["ASIA1"]);
+        assert_eq!(first.access_key_id, "ASIA2");
+        assert_eq!(first.expiration, NOW + 3600);
+
+        let again = w.run(&s).unwrap();
+        assert_eq!(again, first, "a hit");
+        assert_eq!(w.calls.borrow().assume.len(), 1);
+        // The hit is one store read: no index, no device look-up.
+        let s2 = w.settings(vec![role("prod", 3600)]);
+        let hit = cached(&s2, 0, &w.store, now, Mode::default()).unwrap();
+        assert!(hit.is_some());
+    }
+
+    #[test]
+    fn every_role_of_a_source_shares_one_code_and_a_refresh_asks_none() {
+        let w = World::new("share");
+        for name in ["a", "b", "c", "d"] {
+            w.run(&w.settings(vec![role(name, 3600)])).unwrap();
+        }
+        assert_eq!(w.asked(), 1, "one code for four roles");
+        assert_eq!(w.calls.borrow().gst, 1);
+        assert_eq!(w.callers(), vec!["ASIA1"; 4]);
+
+        let mut s = w.settings(vec![role("a", 3600)]);
+        s.refresh = true;
+        let renewed = w.run(&s).unwrap();
+        assert_eq!(renewed.access_key_id, "ASIA6");
+        assert_eq!(w.asked(), 1, "renewing a role session asks nothing");
+        assert_eq!(w.calls.borrow().gst, 1);
+    }
+
+    #[test]
+    fn long_path_sends_the_code_with_assume_role() {
+        let w = World::new("long");
+        let s = w.settings(vec![role("prod", 7200)]);
+        let got = w.run(&s).unwrap();
+        assert_eq!(got.expiration, NOW + 7200);
+        assert_eq!(w.callers(), vec![format!("code:{CODE}")]);
+        assert_eq!(w.calls.borrow().gst, 0, "no MFA session on the long path");
+        assert_eq!(w.run(&s).unwrap(), got, "cached for its lifetime");
+        assert_eq!(w.asked(), 1);
+    }
+
+    #[test]
+    fn a_chain_assumes_each_role_with_the_session_before_and_caches_each() {
+        let w = World::new("chain");
+        let s = w.settings(vec![role("hop1", 3600), role("hop2", 3600)]);
+        let got = w.run(&s).unwrap();
+        assert_eq!(w.callers(), vec!["ASIA1", "ASIA2"]);
+        assert_eq!(got.access_key_id, "ASIA3");
+        // hop1 alone is a hit now, and hop2's key names its chain.
+        let hop1 = w.run(&w.settings(vec![role("hop1", 3600)])).unwrap();
+        assert_eq!(hop1.access_key_id, "ASIA2");
+        let index = Cache::new(&w.store, &w.dir).index();
+        let hop2 = index.iter().find(|i| i.key.profile == "hop2").unwrap();
+        let r = hop2.key.role.as_ref().unwrap();
+        assert_eq!(r.chain, vec!["work", "hop1"]);
+        assert_eq!(hop2.key.serial, SERIAL);
+        assert_eq!(hop2.mfa_at, Some(NOW), "the MFA time of the source session");
+        assert!(hop2.key.involves("work") && hop2.key.involves("hop1"));
+    }
+
+    /// An MFA session cached `age` seconds ago.
+    fn old_mfa_session(w: &World, age: u64) -> String {
+        let s = w.settings(Vec::new());
+        let old = Session {
+            access_key_id: "ASIAOLD".into(),
+            secret_access_key: Secret::new("sk".into()),
+            session_token: Secret::new("st".into()),
+            expiration: NOW + 30_000,
+        };
+        let key = CacheKey {
+            profile: "work".into(),
+            serial: SERIAL.into(),
+            source_key_id: "AKIAWORK".into(),
+            role: None,
+        };
+        Cache::new(&w.store, &w.dir)
+            .save(&key, &old, Some(NOW - age))
+            .unwrap();
+        drop(s);
+        old.access_key_id
+    }
+
+    #[test]
+    fn denied_with_an_old_mfa_session_gets_a_new_one_and_tries_once_more() {
+        let w = World::new("age");
+        let old = old_mfa_session(&w, 3700);
+        w.calls.borrow_mut().deny_keys.push(old.clone());
+        let got = w.run(&w.settings(vec![role("prod", 3600)])).unwrap();
+        assert_eq!(w.callers(), vec![old, "ASIA1".to_owned()]);
+        assert_eq!(got.access_key_id, "ASIA2");
+        assert_eq!(w.asked(), 1, "one new code");
+        assert_eq!(w.calls.borrow().gst, 1);
+        // The new MFA session replaced the old one in the cache.
+        let mfa = session::cached(&w.settings(Vec::new()), &w.store, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(mfa.access_key_id, "ASIA1");
+    }
+
+    #[test]
+    fn denied_with_a_young_mfa_session_is_not_retried() {
+        let w = World::new("young");
+        let young = old_mfa_session(&w, RETRY_AGE - 10);
+        w.calls.borrow_mut().deny_all = true;
+        let e = w.run(&w.settings(vec![role("prod", 3600)])).unwrap_err();
+        assert_eq!(w.callers(), vec![young]);
+        assert_eq!(w.asked(), 0, "no code asked");
+        assert!(e.message.contains("(MFA 290 s old)"), "{}", e.message);
+        assert!(
+            e.hints
+                .iter()
+                .any(|h| h.contains("does not exist, or its trust policy"))
+        );
+        assert!(
+            e.hints
+                .iter()
+                .any(|h| h.contains("set external_id in [profile prod]"))
+        );
+    }
+
+    #[test]
+    fn still_denied_with_a_new_mfa_session_is_one_clear_error() {
+        let w = World::new("still");
+        old_mfa_session(&w, 4000);
+        w.calls.borrow_mut().deny_all = true;
+        let mut r = role("prod", 3600);
+        r.external_id = Some("x".into());
+        let e = w.run(&w.settings(vec![r])).unwrap_err();
+        assert_eq!(w.calls.borrow().assume.len(), 2, "once more, not again");
+        assert_eq!(w.asked(), 1);
+        assert!(
+            e.message
+                .contains("even with a new MFA session (0 s old; the first try's was 4000 s)"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.hints
+                .iter()
+                .any(|h| h.contains("check external_id in [profile prod]"))
+        );
+        assert!(e.hints.iter().any(|h| h.contains("aws:MultiFactorAuthAge")));
+        assert!(!e.message.contains('\n'));
+    }
+
+    #[test]
+    fn waiters_on_a_role_report_its_holders_assume_role_failure() {
+        let w = World::new("leave");
+        w.calls.borrow_mut().deny_all = true;
+        let s = w.settings(vec![role("prod", 3600)]);
+        // `run` clears the state directory first, so call in place.
+        let calls = w.calls.clone();
+        let asked = w.asked.clone();
+        let mut sts =
+            move || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(FakeSts(calls.clone()))) };
+        let mut provider =
+            move || -> Result<Box<dyn CodeProvider>, Fail> { Ok(Box::new(Codes(asked.clone()))) };
+        let mut deps = Deps {
+            store: &w.store,
+            sts: &mut sts,
+            provider: &mut provider,
+            now,
+            sleep: |_| {},
+        };
+        assert!(session::get(&s, &mut deps).is_err());
+        let left = crate::failure::since(&w.dir, "role prod", now()).expect("recorded");
+        assert_eq!(left.profile, "prod");
+        assert!(
+            left.fail.message.starts_with("AWS denied AssumeRole"),
+            "{}",
+            left.fail.message
+        );
+    }
+
+    #[test]
+    fn assume_role_errors_are_translated_with_hints() {
+        let w = World::new("errors");
+        let s = w.settings(vec![role("prod", 7200)]);
+        let max = role_fail(
+            &s,
+            0,
+            &StsError::Invalid(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                    .into(),
+            ),
+        );
+        assert!(
+            max.message
+                .contains("allows no session as long as the 7200 s profile prod asks for"),
+            "{}",
+            max.message
+        );
+        assert!(
+            max.hints
+                .iter()
+                .any(|h| h.contains("lower duration_seconds in [profile prod]"))
+        );
+        let chain = role_fail(
+            &s,
+            0,
+            &StsError::Invalid("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".into()),
+        );
+        assert!(
+            chain
+                .hints
+                .iter()
+                .any(|h| h.contains("duration_seconds = 3600"))
+        );
+        let net = role_fail(&s, 0, &StsError::Network("Connection refused".into()));
+        assert!(
+            net.message.starts_with("cannot reach AWS"),
+            "{}",
+            net.message
+        );
+        assert!(
+            net.hints
+                .iter()
+                .any(|h| h.contains("STS region used: eu-west-1"))
+        );
+        let region = role_fail(
+            &s,
+            0,
+            &StsError::RegionDisabled("STS is not activated".into()),
+        );
+        assert!(
+            region
+                .hints
+                .iter()
+                .any(|h| h.contains("region where STS is active"))
+        );
+        let s = w.settings(vec![role("prod", 3600)]);
+        let expired = role_fail(
+            &s,
+            0,
+            &StsError::ExpiredKey("The security token included in the request is expired".into()),
+        );
+        assert!(
+            expired.message.contains("the MFA session of profile work"),
+            "{}",
+            expired.message
+        );
+        assert!(
+            expired
+                .hints
+                .iter()
+                .any(|h| h.contains("stsmfa clear work"))
+        );
+        for e in [
+            StsError::Throttled("Rate exceeded".into()),
+            StsError::Invalid("1 validation error".into()),
+            StsError::Denied("no".into()),
+        ] {
+            let f = role_fail(&s, 0, &e);
+            assert!(f.message.contains("role/prod"), "{}", f.message);
+            assert!(!f.hints.is_empty(), "{e:?}");
+        }
+    }
+}
