@@ -7,7 +7,10 @@ Run with the e2e venv's python (target/e2e-venv/bin/python):
   bed.py user URL NAME DIR  create an IAM user with an enabled virtual MFA device and
                             AWS's DenyAllExceptListedIfNoMFA policy; write its seed to
                             DIR/NAME.seed; print KEY_ID SECRET SERIAL on one line
+  bed.py role URL NAME USER create a role NAME in account 444455556666 whose trust
+                            policy lets IAM user USER assume it with MFA; print its ARN
   bed.py sts URL NAME       GetSessionToken calls the bed answered for user NAME
+  bed.py assumed URL NAME   AssumeRole calls the bed answered for user NAME
   bed.py fanout N CMD...    start N copies of CMD at once (stdout captured), wait for
                             all; print "WALL_SECONDS OK_COUNT" where OK_COUNT counts
                             exit 0 with credential_process JSON on stdout
@@ -58,8 +61,22 @@ def user(endpoint: str, name: str, out_dir: str) -> None:
     print(u.access_key_id, u.secret_access_key, u.serial)
 
 
+def role(endpoint: str, name: str, user_name: str) -> None:
+    r = Bed(endpoint).create_role(
+        name,
+        policies.trust_user(f"arn:aws:iam::123456789012:user/{user_name}"),
+        policies.allow_actions(["iam:ListRoles"], require_mfa=True),
+        account="444455556666",
+    )
+    print(r.arn)
+
+
 def sts(endpoint: str, name: str) -> None:
     print(Bed(endpoint).stats().get("get_session_token", {}).get(name, 0))
+
+
+def assumed(endpoint: str, name: str) -> None:
+    print(Bed(endpoint).stats().get("assume_role", {}).get(name, 0))
 
 
 def fanout(n: int, cmd: list[str]) -> None:
@@ -86,8 +103,12 @@ def main(argv: list[str]) -> int:
             serve(out_dir)
         case ["user", endpoint, name, out_dir]:
             user(endpoint, name, out_dir)
+        case ["role", endpoint, name, user_name]:
+            role(endpoint, name, user_name)
         case ["sts", endpoint, name]:
             sts(endpoint, name)
+        case ["assumed", endpoint, name]:
+            assumed(endpoint, name)
         case ["fanout", n, *cmd] if cmd:
             fanout(int(n), cmd)
         case _:

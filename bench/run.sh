@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks stsmfa on Linux: the cache-hit path against the raw keyring tools,
-# and the cold path with 32 parallel `credential-process` calls against the MFA
+# Benchmarks stsmfa on Linux: the cache-hit path against the raw keyring tools
+# (a source profile's hit and a role profile's, which must stay within 10% of
+# it), and the cold path with 32 parallel `credential-process` calls against the MFA
 # test bed (tests/e2e/mfa_bed). Not part of CI.
 #
 #   bench/run.sh                     # from the repository root
@@ -62,7 +63,7 @@ bench_keys() {
         d=$(keyctl rdescribe "$id" 2>/dev/null) || continue
         case $d in
         keyring\;*) bench_keys "$id" ;;
-        user\;*\;"keyring:session|$BENCH_PREFIX"*) printf '%s %s\n' "$id" "${d##*;}" ;;
+        user\;*\;"keyring:session|$BENCH_PREFIX"* | user\;*\;"keyring:role|$BENCH_PREFIX"*) printf '%s %s\n' "$id" "${d##*;}" ;;
         esac
     done
 }
@@ -81,6 +82,16 @@ clear_keyutils() {
 clear_cache() {
     local msg
     msg=$(STSMFA_STORE=$1 "$BENCH_BIN" clear "$2" 2>&1) || die "stsmfa clear $2 ($1): $msg"
+}
+
+# new_role_profile PROFILE SOURCE USER: a bed role trusting USER with MFA, as
+# PROFILE (role_arn + source_profile = SOURCE).
+new_role_profile() {
+    local profile=$1 source=$2 user=$3 arn
+    arn=$(py role "$BENCH_ENDPOINT" "$profile" "$user") || die "could not create bed role $profile"
+    printf '[profile %s]\nrole_arn = %s\nsource_profile = %s\nregion = us-east-1\n\n' \
+        "$profile" "$arn" "$source" >"$BENCH_TMP/aws/$profile.conf"
+    write_aws
 }
 
 codes_asked() { wc -l <"$BENCH_TMP/tools/$1.codes.log" | tr -d ' '; }
@@ -105,6 +116,7 @@ inside() {
     # This run's own profile names: keyutils entries are also linked into the
     # user's persistent keyring, which every session of the user sees.
     KU=${BENCH_PREFIX}ku SS=${BENCH_PREFIX}ss COLD=${BENCH_PREFIX}cold
+    KUR=${BENCH_PREFIX}ku-role SSR=${BENCH_PREFIX}ss-role
     local bin=$BENCH_BIN gkd out=$BENCH_TMP
 
     # gnome-keyring in this D-Bus session, its login collection unlocked.
@@ -135,10 +147,15 @@ inside() {
     log "priming the cache (one code and one STS call per store)"
     new_profile "$KU" hit-keyutils
     new_profile "$SS" hit-secret-service
+    new_role_profile "$KUR" "$KU" hit-keyutils
+    new_role_profile "$SSR" "$SS" hit-secret-service
     clear_cache keyutils "$KU"
     clear_cache secret-service "$SS"
     STSMFA_STORE=keyutils "$bin" credential-process "$KU" >"$out/ku.json"
     STSMFA_STORE=secret-service "$bin" credential-process "$SS" >"$out/ss.json"
+    # The role profiles' sessions, from the MFA sessions just cached: no code.
+    STSMFA_STORE=keyutils "$bin" credential-process "$KUR" >"$out/kur.json"
+    STSMFA_STORE=secret-service "$bin" credential-process "$SSR" >"$out/ssr.json"
     local ku_entry
     ku_entry=$(bench_keys @s | grep -F "|$KU|" | head -n1 | cut -d' ' -f1)
     [[ -n $ku_entry ]] || die "no keyutils entry for $KU after the first call"
@@ -150,13 +167,18 @@ inside() {
         -n '/bin/true' '/bin/true' \
         -n 'keyutils: keyctl print (1 KiB)' "keyctl print $kid" \
         -n 'keyutils: stsmfa hit' "$(shq "$bin") credential-process --store keyutils $KU" \
+        -n 'keyutils: stsmfa role hit' "$(shq "$bin") credential-process --store keyutils $KUR" \
         -n 'secret-service: secret-tool lookup (1 KiB)' 'secret-tool lookup service stsmfa-bench-raw username y' \
         -n 'secret-service: stsmfa hit' "$(shq "$bin") credential-process --store secret-service $SS" \
+        -n 'secret-service: stsmfa role hit' "$(shq "$bin") credential-process --store secret-service $SSR" \
         -n 'stsmfa --help' "$(shq "$bin") --help"
 
-    # Every hit stayed a hit: still one code asked and one STS call per store.
-    printf '%s %s %s %s\n' "$(codes_asked "$KU")" "$(py sts "$BENCH_ENDPOINT" hit-keyutils)" \
-        "$(codes_asked "$SS")" "$(py sts "$BENCH_ENDPOINT" hit-secret-service)" >"$out/hit-checks"
+    # Every hit stayed a hit: still one code asked, one GetSessionToken and
+    # one AssumeRole per store.
+    printf '%s %s %s %s %s %s\n' "$(codes_asked "$KU")" "$(py sts "$BENCH_ENDPOINT" hit-keyutils)" \
+        "$(codes_asked "$SS")" "$(py sts "$BENCH_ENDPOINT" hit-secret-service)" \
+        "$(py assumed "$BENCH_ENDPOINT" hit-keyutils)" "$(py assumed "$BENCH_ENDPOINT" hit-secret-service)" \
+        >"$out/hit-checks"
 
     log "cold calls: $COLD_ROUNDS rounds of 1 call and of $FANOUT parallel calls, each on a new user"
     local store r
@@ -251,7 +273,7 @@ tmp, fanout, load_before, load_after, rev = Path(sys.argv[1]), int(sys.argv[2]),
 res = {r["command"]: r for r in json.loads((tmp / "hyperfine.json").read_text())["results"]}
 med = {name: statistics.median(r["times"]) * 1000 for name, r in res.items()}
 runs = next(iter(res.values()))["times"]
-ku_codes, ku_sts, ss_codes, ss_sts = (tmp / "hit-checks").read_text().split()
+ku_codes, ku_sts, ss_codes, ss_sts, ku_assumed, ss_assumed = (tmp / "hit-checks").read_text().split()
 entry = (tmp / "entry-bytes").read_text().strip() if (tmp / "entry-bytes").exists() else "?"
 
 def verdict(ok):
@@ -267,11 +289,15 @@ print(f"| /bin/true | {med['/bin/true']:.2f} | | | |")
 raw, hit = med["keyutils: keyctl print (1 KiB)"], med["keyutils: stsmfa hit"]
 print(f"| keyutils: keyctl print | {raw:.2f} | | | |")
 print(f"| keyutils: stsmfa hit | {hit:.2f} | {hit / raw:.2f}x | <= 1.5x raw | {verdict(hit <= 1.5 * raw)} |")
+role = med["keyutils: stsmfa role hit"]
+print(f"| keyutils: stsmfa role-profile hit | {role:.2f} | {role / hit:.2f}x | <= 1.1x source-profile hit | {verdict(role <= 1.1 * hit)} |")
 raw2, hit2 = med["secret-service: secret-tool lookup (1 KiB)"], med["secret-service: stsmfa hit"]
 print(f"| secret-service: secret-tool lookup | {raw2:.2f} | | | |")
 print(f"| secret-service: stsmfa hit | {hit2:.2f} | {hit2 / raw2:.2f}x | <= 1.3x raw | {verdict(hit2 <= 1.3 * raw2)} |")
+role2 = med["secret-service: stsmfa role hit"]
+print(f"| secret-service: stsmfa role-profile hit | {role2:.2f} | {role2 / hit2:.2f}x | <= 1.1x source-profile hit | {verdict(role2 <= 1.1 * hit2)} |")
 print(f"| stsmfa --help | {med['stsmfa --help']:.2f} | | | |")
-print(f"| hits stayed hits (codes/STS calls after all runs) | keyutils {ku_codes}/{ku_sts}, secret-service {ss_codes}/{ss_sts} | | 1/1 each | {verdict((ku_codes, ku_sts, ss_codes, ss_sts) == ('1',) * 4)} |")
+print(f"| hits stayed hits (codes/GetSessionToken/AssumeRole after all runs) | keyutils {ku_codes}/{ku_sts}/{ku_assumed}, secret-service {ss_codes}/{ss_sts}/{ss_assumed} | | 1/1/1 each | {verdict((ku_codes, ku_sts, ss_codes, ss_sts, ku_assumed, ss_assumed) == ('1',) * 6)} |")
 print()
 
 rows = [l.split() for l in (tmp / "cold.txt").read_text().splitlines() if l.strip()]
