@@ -96,7 +96,8 @@ pub struct SessionOpts {
     #[arg(long, value_name = "CODE")]
     pub mfa_code: Option<String>,
 
-    /// Session length: 900, 15m, 12h, 36h (STS allows 15m to 36h) [env: STSMFA_DURATION].
+    /// Session length: 900, 15m, 12h, 36h (STS allows 15m to 36h) [env: STSMFA_DURATION];
+    /// for a role profile the role session's, 15m to 12h (over 1h: a code for that role).
     #[arg(long, value_name = "DUR")]
     pub duration: Option<String>,
 
@@ -123,7 +124,8 @@ pub struct SessionOpts {
 
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
-    /// Source profile holding the long-term keys (default: $AWS_PROFILE, else default).
+    /// Source profile holding the long-term keys, or a role profile (role_arn +
+    /// source_profile) (default: $AWS_PROFILE, else default).
     #[arg(value_name = "PROFILE", add = profile_candidates())]
     pub profile: Option<String>,
 
@@ -168,7 +170,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct ClearArgs {
-    /// The profile whose sessions to delete (default: $AWS_PROFILE, else default).
+    /// The profile whose sessions to delete, a source profile's role sessions with it
+    /// (default: $AWS_PROFILE, else default).
     #[arg(value_name = "PROFILE", conflicts_with = "all", add = profile_candidates())]
     pub profile: Option<String>,
 
