@@ -144,6 +144,16 @@ inside() {
     [[ -n $ku_entry ]] || die "no keyutils entry for $KU after the first call"
     keyctl pipe "$ku_entry" | wc -c | tr -d ' ' >"$out/entry-bytes"
 
+    # BENCH_BASELINE_BIN: another build's stsmfa (e.g. of an earlier commit), timed
+    # on the same cached sessions in the same run, so a change can be judged
+    # against noise rather than against figures from another day.
+    local baseline=()
+    if [[ -n ${BENCH_BASELINE_BIN-} ]]; then
+        baseline=(
+            -n 'keyutils: baseline hit' "$(shq "$BENCH_BASELINE_BIN") credential-process --store keyutils $KU"
+            -n 'secret-service: baseline hit' "$(shq "$BENCH_BASELINE_BIN") credential-process --store secret-service $SS"
+        )
+    fi
     log "hyperfine: $RUNS runs each after $WARMUP warmup runs"
     hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --time-unit millisecond \
         --export-markdown "$out/hyperfine.md" --export-json "$out/hyperfine.json" \
@@ -152,7 +162,8 @@ inside() {
         -n 'keyutils: stsmfa hit' "$(shq "$bin") credential-process --store keyutils $KU" \
         -n 'secret-service: secret-tool lookup (1 KiB)' 'secret-tool lookup service stsmfa-bench-raw username y' \
         -n 'secret-service: stsmfa hit' "$(shq "$bin") credential-process --store secret-service $SS" \
-        -n 'stsmfa --help' "$(shq "$bin") --help"
+        -n 'stsmfa --help' "$(shq "$bin") --help" \
+        "${baseline[@]}"
 
     # Every hit stayed a hit: still one code asked and one STS call per store.
     printf '%s %s %s %s\n' "$(codes_asked "$KU")" "$(py sts "$BENCH_ENDPOINT" hit-keyutils)" \
@@ -188,7 +199,7 @@ bin=$root/target/release/stsmfa
 [[ -x $bin ]] || die "no $bin after the build"
 # Which sources were built (read-only git calls).
 if rev=$(git rev-parse --short HEAD 2>/dev/null); then
-    git diff --quiet HEAD -- src Cargo.toml Cargo.lock || rev="$rev + uncommitted changes"
+    git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || rev="$rev + uncommitted changes"
 else
     rev=unknown
 fi
@@ -232,7 +243,7 @@ env -i PATH="$PATH" LANG=C.UTF-8 HOME="$tmp/home" XDG_RUNTIME_DIR="$tmp/run" TMP
     AWS_CONFIG_FILE="$tmp/home/.aws/config" AWS_SHARED_CREDENTIALS_FILE="$tmp/home/.aws/credentials" \
     STSMFA_STATE_DIR="$tmp/state" \
     BENCH_ROOT="$root" BENCH_BIN="$bin" BENCH_TMP="$tmp" BENCH_ENDPOINT="$(cat "$tmp/endpoint")" BENCH_PREFIX="$prefix" \
-    BENCH_RUNS="$RUNS" BENCH_WARMUP="$WARMUP" BENCH_COLD_ROUNDS="$COLD_ROUNDS" BENCH_FANOUT="$FANOUT" \
+    BENCH_BASELINE_BIN="${BENCH_BASELINE_BIN-}" BENCH_RUNS="$RUNS" BENCH_WARMUP="$WARMUP" BENCH_COLD_ROUNDS="$COLD_ROUNDS" BENCH_FANOUT="$FANOUT" \
     keyctl session - dbus-run-session -- bash "$root/bench/run.sh" --inside
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -271,6 +282,10 @@ raw2, hit2 = med["secret-service: secret-tool lookup (1 KiB)"], med["secret-serv
 print(f"| secret-service: secret-tool lookup | {raw2:.2f} | | | |")
 print(f"| secret-service: stsmfa hit | {hit2:.2f} | {hit2 / raw2:.2f}x | <= 1.3x raw | {verdict(hit2 <= 1.3 * raw2)} |")
 print(f"| stsmfa --help | {med['stsmfa --help']:.2f} | | | |")
+for store, this in (("keyutils", hit), ("secret-service", hit2)):
+    base = med.get(f"{store}: baseline hit")
+    if base is not None:
+        print(f"| {store}: baseline build's hit (BENCH_BASELINE_BIN) | {base:.2f} | this build {this / base:.2f}x | within noise | |")
 print(f"| hits stayed hits (codes/STS calls after all runs) | keyutils {ku_codes}/{ku_sts}, secret-service {ss_codes}/{ss_sts} | | 1/1 each | {verdict((ku_codes, ku_sts, ss_codes, ss_sts) == ('1',) * 4)} |")
 print()
 
