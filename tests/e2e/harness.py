@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import pytest
 
@@ -403,109 +403,6 @@ def sts_ok(bed: Any, user: Any) -> int:
 
 def sts_failed(bed: Any, user: Any) -> int:
     return bed.stats().get("get_session_token_failed", {}).get(user.name, 0)
-
-
-def assert_error(cp: subprocess.CompletedProcess, *needles: str, code: int | Iterable[int] = 1) -> str:
-    """stsmfa failed the SPEC way: exit code, `stsmfa: error:` first line,
-    and every needle (case-insensitive) somewhere in stderr."""
-    codes = {code} if isinstance(code, int) else set(code)
-    assert cp.returncode in codes, f"exit {cp.returncode}, wanted {codes}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
-    assert cp.stdout == "", f"an error printed on stdout: {cp.stdout!r}"
-    first = cp.stderr.lstrip().splitlines()[0] if cp.stderr.strip() else ""
-    if cp.returncode == 1:
-        assert first.startswith("stsmfa: error:"), f"first stderr line: {first!r}\n{cp.stderr}"
-    low = cp.stderr.lower()
-    for n in needles:
-        assert n.lower() in low, f"{n!r} not in stderr:\n{cp.stderr}"
-    return cp.stderr
-
-
-# ----------------------------------------------------------------------
-# Keyring inspection (to find and corrupt what stsmfa stored)
-
-
-def secret_service_items(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Items with attribute service=stsmfa: {path: {attr: value}} (secrets not kept).
-
-    secret-tool prints attributes on stderr and the rest on stdout: unbuffered
-    into one pipe keeps them in order."""
-    cp = subprocess.run(
-        ["stdbuf", "-o0", "-e0", "secret-tool", "search", "--all", "--unlock", "service", "stsmfa"],
-        env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
-    items: dict[str, dict[str, str]] = {}
-    cur: dict[str, str] | None = None
-    for line in cp.stdout.splitlines():
-        m = re.match(r"^\[(.+)\]$", line.strip())
-        if m:
-            cur = items.setdefault(m.group(1), {})
-            continue
-        m = re.match(r"^attribute\.(\S+) = (.*)$", line.strip())
-        if m and cur is not None:
-            cur[m.group(1)] = m.group(2)
-    return items
-
-
-def secret_service_replace(env: Mapping[str, str], attrs: Mapping[str, str], value: str) -> None:
-    """Replace the item with exactly these attributes by one holding `value`."""
-    argv: list[str] = []
-    for k, v in attrs.items():
-        argv += [k, v]
-    subprocess.run(["secret-tool", "clear", *argv], env=dict(env), check=True, timeout=30,
-                   capture_output=True, stdin=subprocess.DEVNULL)
-    subprocess.run(["secret-tool", "store", "--label=stsmfa test garbage", *argv], env=dict(env),
-                   input=value, text=True, check=True, timeout=30, capture_output=True)
-
-
-def secret_service_lookup(env: Mapping[str, str], attrs: Mapping[str, str]) -> str | None:
-    argv = ["secret-tool", "lookup"]
-    for k, v in attrs.items():
-        argv += [k, v]
-    cp = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    return cp.stdout if cp.returncode == 0 else None
-
-
-def keyutils_keys(env: Mapping[str, str]) -> dict[int, str]:
-    """User keys reachable from the session keyring: {id: description}."""
-    seen: set[int] = set()
-    found: dict[int, str] = {}
-
-    def describe(kid: int) -> tuple[str, str] | None:
-        cp = subprocess.run(["keyctl", "rdescribe", str(kid)], capture_output=True, text=True, env=dict(env))
-        if cp.returncode != 0:
-            return None
-        parts = cp.stdout.strip().split(";", 4)
-        return (parts[0], parts[4] if len(parts) > 4 else "")
-
-    def walk(ring: str) -> None:
-        cp = subprocess.run(["keyctl", "rlist", ring], capture_output=True, text=True, env=dict(env))
-        if cp.returncode != 0:
-            return
-        for tok in cp.stdout.split():
-            kid = int(tok)
-            if kid in seen:
-                continue
-            seen.add(kid)
-            d = describe(kid)
-            if d is None:
-                continue
-            if d[0] == "keyring":
-                walk(str(kid))
-            elif d[0] == "user":
-                found[kid] = d[1]
-
-    walk("@s")
-    return found
-
-
-def keyutils_read(kid: int, env: Mapping[str, str]) -> str | None:
-    cp = subprocess.run(["keyctl", "pipe", str(kid)], capture_output=True, env=dict(env))
-    return cp.stdout.decode("utf-8", "replace") if cp.returncode == 0 else None
-
-
-def keyutils_update(kid: int, value: str, env: Mapping[str, str]) -> None:
-    subprocess.run(["keyctl", "pupdate", str(kid)], input=value.encode(), check=True, capture_output=True, env=dict(env))
 
 
 def wait_until(pred, timeout: float = 10, interval: float = 0.05) -> bool:

@@ -16,21 +16,13 @@ import time
 
 import pytest
 
+from assertions import assert_one_error_with_hint
+from fake_endpoints import Blackhole, FakeEndpoint, closed_port, sts_error_xml
+from fake_programs import authenticator_command, hanging_command
 from harness import missing, sts_failed, sts_ok, wait_until
-from helpers_more import (
-    Blackhole,
-    FakeEndpoint,
-    PtyProcess,
-    assert_one_error_with_hint,
-    authenticator_command,
-    closed_port,
-    ensure_room_in_step,
-    hanging_command,
-    keyring_session_argv,
-    run_parallel,
-    seconds_left_in_step,
-    sts_error_xml,
-)
+from keyrings import keyring_session_argv
+from parallel import run_parallel
+from pty_driver import PtyProcess, ensure_room_in_step, seconds_left_in_step
 
 
 def slow_code_source(home, user, log, delay: float = 0.5) -> str:
@@ -414,7 +406,7 @@ def test_no_keyring_at_all_warns_once_and_still_works(home, user, bed, keyctl):
 
 
 def test_foreign_json_in_the_store_entry_is_a_miss_and_is_overwritten(home, user, bed, keyutils_ok):
-    from harness import keyutils_keys, keyutils_read, keyutils_update
+    from keyrings import keyutils_keys, keyutils_read, keyutils_update
 
     home.env["STSMFA_STORE"] = "keyutils"
     home.add_source_profile("work", user, mfa_process=False)

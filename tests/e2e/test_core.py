@@ -15,19 +15,15 @@ import time
 
 import pytest
 
-from harness import (
-    CREDENTIAL_PROCESS_KEYS,
-    assert_error,
+from assertions import assert_error
+from harness import CREDENTIAL_PROCESS_KEYS, missing, parse_rfc3339_z, sts_failed, sts_ok
+from keyrings import (
     keyutils_keys,
     keyutils_read,
     keyutils_update,
-    missing,
-    parse_rfc3339_z,
     secret_service_items,
     secret_service_lookup,
     secret_service_replace,
-    sts_failed,
-    sts_ok,
 )
 
 HOUR = 3600

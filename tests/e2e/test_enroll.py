@@ -21,7 +21,7 @@ import zlib
 import pytest
 
 from harness import sts_failed, sts_ok
-from helpers_more import PtyProcess
+from pty_driver import PtyProcess
 from mfa_bed import policies
 from mfa_bed.otp import code_for_step, step_at, totp
 

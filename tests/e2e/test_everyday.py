@@ -14,8 +14,9 @@ import subprocess
 
 import pytest
 
+from fake_programs import fake_program, read_json_lines
 from harness import missing, sts_failed, sts_ok
-from helpers_more import PtyProcess, fake_program, read_json_lines
+from pty_driver import PtyProcess
 
 COMMANDS = ["credential-process", "env", "exec", "status", "clear", "enroll", "init", "completions"]
 INIT_SHELLS = ["bash", "zsh", "fish", "powershell"]

@@ -4,8 +4,8 @@ the smaller defects of how profiles and config files are read."""
 
 from __future__ import annotations
 
-from harness import assert_error
-from helpers_more import run_parallel
+from assertions import assert_error
+from parallel import run_parallel
 
 N_PROFILES = 60
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from assertions import error_lines, hint_lines
+from fake_endpoints import FakeEndpoint, sts_error_xml
 from harness import ENV_VARS, VENV_BIN
-from helpers_more import FakeEndpoint, error_lines, hint_lines, sts_error_xml
 
 # ---------------------------------------------------------------------------
 # Server text on the terminal

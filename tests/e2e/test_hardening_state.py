@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-from harness import assert_error, keyutils_keys, keyutils_read, keyutils_update, sts_ok
+from assertions import assert_error
+from harness import sts_ok
+from keyrings import keyutils_keys, keyutils_read, keyutils_update
 
 
 def state_name(name: str) -> str:
