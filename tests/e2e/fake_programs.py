@@ -1,6 +1,10 @@
-"""Programs that stand in for others: MFA code sources that behave like a person
-or a hung dialog, and fake GUI/YubiKey programs (zenity, kdialog, osascript,
-ykman) that log how stsmfa ran them.
+"""Programs that stand in for others, as the scripts in fake_bin/: MFA code
+sources (one that logs every call, one that behaves like an authenticator app,
+one that hangs), fake code prompt programs (zenity, kdialog, osascript, ykman)
+that log how stsmfa ran them, and small probes for `exec`.
+
+The Python ones need only the stdlib and share one TOTP module,
+mfa_bed/otp.py; they run with the venv's python or /usr/bin/python3.
 """
 
 from __future__ import annotations
@@ -9,77 +13,48 @@ import json
 import os
 import shlex
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
-
-_TOTP_PY = r'''
-import base64, hashlib, hmac, struct, time
-def totp(seed, offset=0):
-    clean = seed.replace(" ", "").upper()
-    key = base64.b32decode(clean + "=" * (-len(clean) % 8))
-    step = int(time.time() // 30) + offset
-    d = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
-    o = d[-1] & 0x0F
-    return str((struct.unpack(">I", d[o:o + 4])[0] & 0x7FFFFFFF) % 10 ** 6).zfill(6)
-'''
+FAKE_BIN = Path(__file__).resolve().parent / "fake_bin"
+PROMPT_PROGRAMS = ("zenity", "kdialog", "osascript", "ykman")
 
 
-def _write_script(path: Path, body: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!{os.path.abspath(sys.executable)}\n" + textwrap.dedent(body))
-    path.chmod(0o755)
-    return path
+def mfa_code_argv(seed_file: Path, state_file: Path, log: Path | None, mode: str = "totp") -> list[str]:
+    """fake_bin/mfa-code for a device: a fresh valid code (mode totp), a wrong
+    one (wrong), `fixed:CODE`, or a failure (fail); each call appends a line to
+    `log`. Run with this Python, as the AWS config's mfa_process or directly."""
+    return [os.path.abspath(sys.executable), str(FAKE_BIN / "mfa-code"), str(seed_file), str(state_file),
+            str(log) if log else "-", mode]
 
 
 def authenticator_command(home: Any, user: Any, log: Path) -> str:
     """An mfa_process that behaves like an authenticator app: it prints the
-    code of the current 30-second step, whatever was handed out before."""
-    seed = home._seed_file(user)
-    script = _write_script(
-        home.tools / f"authenticator-{user.name}.py",
-        _TOTP_PY
-        + f"""
-import sys, time
-code = totp(open({str(seed)!r}).read().strip())
-with open({str(log)!r}, "a") as f:
-    f.write("%s %d\\n" % (code, int(time.time() // 30)))
-print(code)
-""",
-    )
-    return shlex.quote(str(script))
+    code of the current 30-second step, whatever was handed out before; each
+    call appends "CODE STEP" to `log`."""
+    return shlex.join([str(FAKE_BIN / "authenticator"), str(home._seed_file(user)), str(log)])
 
 
 def hanging_command(log: Path) -> str:
     """An mfa_process that notes it started, then never answers (a person who
     walked away from the prompt)."""
-    return f"echo started >> {shlex.quote(str(log))}; exec sleep 600"
+    return shlex.join([str(FAKE_BIN / "mfa-code-hangs"), str(log)])
 
 
 def fake_program(directory: Path, name: str, seed_file: Path | None, log: Path,
-                 output: str = "{code}", exit_code: int = 0) -> Path:
-    """A fake `name` (zenity, kdialog, osascript, ykman...) in `directory`: it
-    appends its argv (JSON) and whether it had a terminal to `log`, then
-    prints `output` with {code} replaced by the current TOTP of `seed_file`."""
-    return _write_script(
-        directory / name,
-        _TOTP_PY
-        + f"""
-import json, os, sys
-try:
-    os.close(os.open("/dev/tty", os.O_RDWR))
-    tty = True
-except OSError:
-    tty = False
-seed_file = {str(seed_file) if seed_file else None!r}
-code = totp(open(seed_file).read().strip()) if seed_file else "000000"
-with open({str(log)!r}, "a") as f:
-    f.write(json.dumps({{"argv": sys.argv[1:], "tty": tty, "display": os.environ.get("DISPLAY")}}) + "\\n")
-print({output!r}.replace("{{code}}", code))
-sys.exit({exit_code})
-""",
-    )
+                 output: str = "{code}", exit_code: int = 0) -> dict[str, str]:
+    """Puts a fake `name` (zenity, kdialog, osascript, ykman) in `directory`,
+    the only program there unless more are added, and returns the environment
+    it needs: it appends its argv (JSON), whether it had a terminal and DISPLAY
+    to `log`, then prints `output` with {code} replaced by the current TOTP of
+    `seed_file`, and exits `exit_code`."""
+    assert name in PROMPT_PROGRAMS, name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).symlink_to(FAKE_BIN / name)
+    env = {"FAKE_PROMPT_LOG": str(log), "FAKE_PROMPT_OUTPUT": output, "FAKE_PROMPT_EXIT": str(exit_code)}
+    if seed_file:
+        env["FAKE_PROMPT_SEED_FILE"] = str(seed_file)
+    return env
 
 
 def read_json_lines(path: Path) -> list[Any]:

@@ -1,6 +1,7 @@
-"""Helpers for stsmfa's end-to-end tests: a hermetic HOME, AWS config files,
-MFA code sources that log every call, and runners for stsmfa, shells, the AWS
-CLI and boto3.
+"""The core of stsmfa's end-to-end tests: a hermetic HOME (the `home` fixture)
+with AWS config files and MFA code sources that log every call
+(fake_bin/mfa-code), runners for stsmfa, shells, the AWS CLI and boto3, and
+the bed's call counters.
 
 Nothing here touches the real user's ~/.aws or environment: every child
 process gets an environment built from scratch.
@@ -15,7 +16,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pytest
+
+from fake_programs import mfa_code_argv
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / "target" / "e2e-venv"
@@ -76,69 +78,6 @@ def parse_rfc3339_z(text: str) -> float:
     return calendar.timegm((y, mo, d, h, mi, s)) + frac
 
 
-# --------------------------------------------------------------------------
-# MFA code source
-#
-# One standalone script (stdlib only) serves both `mfa_process` commands and
-# the codes a test passes with --mfa-code / STSMFA_MFA_CODE. It never hands out
-# the same 30-second step twice for a device (a per-user state file remembers
-# the highest step given), so a test that needs a second session within the
-# same step gets the next step's code, which STS-like servers accept (+-1 step)
-# and which is not "the last code sent".
-
-CODE_SCRIPT = r'''
-import base64, fcntl, hashlib, hmac, os, struct, sys, time
-
-def code_for_step(seed, step):
-    clean = seed.replace(" ", "").upper()
-    key = base64.b32decode(clean + "=" * (-len(clean) % 8))
-    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
-    off = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[off:off + 4])[0] & 0x7FFFFFFF
-    return str(value % 10 ** 6).zfill(6)
-
-def main():
-    seed_file, state_file, log_file, mode = sys.argv[1:5]
-    seed = open(seed_file).read().strip()
-    if mode == "fail":
-        if log_file != "-":
-            with open(log_file, "a") as f:
-                f.write("fail\n")
-        sys.stderr.write("no code today\n")
-        return 3
-    if mode.startswith("fixed:"):
-        code = mode[len("fixed:"):]
-    elif mode == "wrong":
-        now = int(time.time() // 30)
-        valid = {code_for_step(seed, now + d) for d in range(-3, 4)}
-        code = next(c for c in ("%06d" % (n * 7919 % 1000000) for n in range(1, 1000))
-                    if c not in valid)
-    else:
-        fd = os.open(state_file, os.O_RDWR | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "r+") as st:
-            fcntl.flock(st, fcntl.LOCK_EX)
-            text = st.read().strip()
-            last = int(text) if text else -(10 ** 9)
-            now = int(time.time() // 30)
-            step = max(now, last + 1)
-            if step > now + 1:
-                # Two codes already handed out in this step: wait for the next one.
-                time.sleep(max(0.0, (step - 1) * 30 - time.time()) + 0.05)
-            st.seek(0)
-            st.truncate()
-            st.write(str(step))
-            st.flush()
-        code = code_for_step(seed, step)
-    if log_file != "-":
-        with open(log_file, "a") as f:
-            f.write("%s %s\n" % (time.time(), mode))
-    print(code)
-    return 0
-
-sys.exit(main())
-'''
-
-
 @dataclass
 class Profile:
     name: str
@@ -170,8 +109,6 @@ class Home:
         self.config = configparser.RawConfigParser()
         self.credentials = configparser.RawConfigParser()
         self._write_files()
-        self.code_script = self.tools / "mfa_code.py"
-        self.code_script.write_text(CODE_SCRIPT)
         path = os.pathsep.join([str(self.bin.parent), str(VENV_BIN), "/usr/bin", "/bin"])
         self.env = {
             "PATH": path,
@@ -280,19 +217,15 @@ class Home:
         return p
 
     def _code_argv(self, user: Any, log: Path | None, mode: str) -> list[str]:
-        return [
-            os.path.abspath(sys.executable),
-            str(self.code_script),
-            str(self._seed_file(user)),
-            str(self.tools / f"{user.name}.step"),
-            str(log) if log else "-",
-            mode,
-        ]
+        return mfa_code_argv(self._seed_file(user), self.tools / f"{user.name}.step", log, mode)
 
     def mfa_process(self, user: Any, log: Path | None = None, mode: str = "totp") -> str:
-        """A shell command printing a fresh valid code for `user` (mode totp),
-        a wrong one (mode wrong), `fixed:CODE`, or failing (mode fail); each
-        call appends a line to `log`."""
+        """A shell command (fake_bin/mfa-code) printing a fresh valid code for
+        `user` (mode totp), a wrong one (mode wrong), `fixed:CODE`, or failing
+        (mode fail); each call appends a line to `log`. A fresh code is never
+        for a 30-second step already handed out for this user (a second
+        session within one step gets the next step's code, which STS accepts
+        and which is not "the last code sent")."""
         return " ".join(shlex.quote(a) for a in self._code_argv(user, log, mode))
 
     def code(self, user: Any) -> str:

@@ -205,10 +205,10 @@ def _fake_env(home, fakes, extra=None) -> dict:
 def test_dialog_prompt_through_a_fake_program(home, user, bed, program, how):
     fakes = home.root / "fakes"
     log = home.tools / f"{program}.log"
-    fake_program(fakes, program, home._seed_file(user), log)
+    fake = fake_program(fakes, program, home._seed_file(user), log)
     extra_cfg = {"stsmfa_prompt": program} if how == "stsmfa_prompt" else {}
     home.add_source_profile("work", user, mfa_process=False, extra=extra_cfg)
-    env = _fake_env(home, fakes)
+    env = _fake_env(home, fakes, fake)
     args = ["credential-process", "work"]
     if how == "auto-DISPLAY":
         env["DISPLAY"] = ":99"
@@ -242,12 +242,12 @@ def test_dialog_prompt_through_a_fake_program(home, user, bed, program, how):
 def test_ykman_prompt_through_a_fake_program(home, user, bed, account):
     fakes = home.root / "fakes"
     log = home.tools / "ykman.log"
-    fake_program(fakes, "ykman", home._seed_file(user), log, output="AWS:alice  {code}")
+    fake = fake_program(fakes, "ykman", home._seed_file(user), log, output="AWS:alice  {code}")
     cfg = {"stsmfa_prompt": "ykman"}
     if account:
         cfg["stsmfa_ykman_account"] = account
     home.add_source_profile("work", user, mfa_process=False, extra=cfg)
-    cp = home.run("credential-process", "work", env=_fake_env(home, fakes), timeout=60)
+    cp = home.run("credential-process", "work", env=_fake_env(home, fakes, fake), timeout=60)
     assert cp.returncode == 0, cp.stderr
     calls = read_json_lines(log)
     assert [c["argv"] for c in calls] == [["oath", "accounts", "code", "-s", account or user.serial]]
@@ -257,9 +257,9 @@ def test_ykman_prompt_through_a_fake_program(home, user, bed, account):
 def test_no_dialog_without_a_display_even_when_installed(home, user, bed):
     fakes = home.root / "fakes"
     log = home.tools / "zenity.log"
-    fake_program(fakes, "zenity", home._seed_file(user), log)
+    fake = fake_program(fakes, "zenity", home._seed_file(user), log)
     home.add_source_profile("work", user, mfa_process=False)
-    cp = home.run("credential-process", "work", env=_fake_env(home, fakes), timeout=30)
+    cp = home.run("credential-process", "work", env=_fake_env(home, fakes, fake), timeout=30)
     assert cp.returncode == 1, cp.stderr
     for way in ("--mfa-code", "STSMFA_MFA_CODE", "mfa_process"):
         assert way in cp.stderr, cp.stderr
@@ -279,9 +279,9 @@ def test_chosen_dialog_that_is_not_installed_is_a_clear_error(home, user, bed):
 def test_dialog_cancelled_is_a_clear_error(home, user, bed):
     fakes = home.root / "fakes"
     log = home.tools / "zenity.log"
-    fake_program(fakes, "zenity", home._seed_file(user), log, output="", exit_code=1)
+    fake = fake_program(fakes, "zenity", home._seed_file(user), log, output="", exit_code=1)
     home.add_source_profile("work", user, mfa_process=False)
-    cp = home.run("credential-process", "work", env=_fake_env(home, fakes, {"DISPLAY": ":99"}), timeout=30)
+    cp = home.run("credential-process", "work", env=_fake_env(home, fakes, {**fake, "DISPLAY": ":99"}), timeout=30)
     assert cp.returncode == 1, cp.stderr
     assert cp.stdout == ""
     assert cp.stderr.startswith("stsmfa: error:"), cp.stderr

@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import textwrap
 from html import escape as xml_escape
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 from assertions import error_lines, hint_lines
 from fake_endpoints import FakeEndpoint, sts_error_xml
+from fake_programs import FAKE_BIN
 from harness import ENV_VARS, VENV_BIN
 
 # ---------------------------------------------------------------------------
@@ -250,28 +250,12 @@ def test_a_complete_variable_does_not_hijack_calls(home, user, aws_cli, value):
 # ---------------------------------------------------------------------------
 # exec
 
-COUNT_SIGINT = textwrap.dedent("""
-    import signal, sys, time
-    n = 0
-    def count(sig, frame):
-        global n
-        n += 1
-    signal.signal(signal.SIGINT, count)
-    print("ready", flush=True)
-    end = time.monotonic() + float(sys.argv[1])
-    while time.monotonic() < end:
-        time.sleep(0.05)
-    print(n, flush=True)
-""")
-
-
 def test_exec_child_gets_a_signal_once(home, user):
     """`timeout` signals its child and then its whole process group: the
     command must count as many SIGINTs under stsmfa as without it (one)."""
     home.add_source_profile("work", user)
     home.credential_process("work")  # warm the cache: no code needed below
-    script = home.tools / "count_sigint.py"
-    script.write_text(COUNT_SIGINT)
+    script = FAKE_BIN / "count-sigint"
     py = shutil.which("python3")
     alone = home._run(["timeout", "-s", "INT", "2", py, str(script), "4"], timeout=30)
     assert alone.stdout.split() == ["ready", "1"], alone
@@ -284,9 +268,7 @@ def test_exec_child_gets_a_signal_once(home, user):
 def test_exec_becomes_the_command_and_its_shell(home, user):
     home.add_source_profile("work", user)
     home.credential_process("work")
-    fake_shell = home.tools / "fake-shell"
-    fake_shell.write_text('#!/bin/sh\necho "$$ $AWS_ACCESS_KEY_ID $STSMFA_PROFILE"\n')
-    fake_shell.chmod(0o755)
+    fake_shell = FAKE_BIN / "fake-shell"
     for argv, env in (
         (["exec", "work", "--", "sh", "-c", 'echo "$$ $AWS_ACCESS_KEY_ID $STSMFA_PROFILE"'], {}),
         (["exec", "work"], {"SHELL": str(fake_shell)}),  # no command: $SHELL
