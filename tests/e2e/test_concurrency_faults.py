@@ -6,6 +6,7 @@ with a hint and nothing cached."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from assertions import assert_one_error_with_hint
+from assertions import assert_error
 from fake_endpoints import Blackhole, FakeEndpoint, closed_port, sts_error_xml
 from fake_programs import authenticator_command, hanging_command
 from harness import missing, sts_failed, sts_ok, wait_until
@@ -29,6 +30,10 @@ def slow_code_source(home, user, log, delay: float = 0.5) -> str:
     """The logging TOTP source, slowed down so that every parallel caller is
     surely waiting while the first one asks."""
     return f"sleep {delay}; {home.mfa_process(user, log)}"
+
+
+# The name the STS fault tests below were written with.
+assert_one_error_with_hint = functools.partial(assert_error, hint=True)
 
 
 def assert_nothing_cached(home, user, env=None) -> None:
@@ -149,7 +154,7 @@ def test_waiter_gives_up_after_the_lock_timeout_with_a_clear_error(home, user, b
         assert holder.proc.poll() is None, "the waiter disturbed the lock holder"
     finally:
         holder.kill()
-    assert_one_error_with_hint(cp)
+    assert_error(cp, hint=True)
     assert re.search(r"wait|lock|another", cp.stderr, re.I), cp.stderr
     assert 1.5 <= took < 10, f"gave up after {took:.1f}s with STSMFA_LOCK_TIMEOUT=2"
     assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0, "the waiter called STS"
@@ -197,7 +202,7 @@ def test_a_given_code_that_was_just_used_is_refused_without_calling_sts(home, us
     ok = home.run("credential-process", "work", env={"STSMFA_MFA_CODE": code})
     assert ok.returncode == 0, ok.stderr
     again = home.run("credential-process", "work", "--refresh", env={"STSMFA_MFA_CODE": code})
-    assert_one_error_with_hint(again, "already used")
+    assert_error(again, "already used", hint=True)
     assert sts_ok(bed, user) == 1
     assert sts_failed(bed, user) == 0, "the used code was sent to STS again"
 
@@ -235,7 +240,7 @@ def test_sts_unreachable_is_one_clear_error(home, user, bed):
         "STSMFA_MFA_CODE": home.code(user),
     }, timeout=60)
     took = time.monotonic() - t0
-    assert_one_error_with_hint(cp)
+    assert_error(cp, hint=True)
     assert re.search(r"reach|connect|network", cp.stderr, re.I), cp.stderr
     assert took < 31, f"took {took:.1f}s (STSMFA_TIMEOUT default 30 s)"
     assert_nothing_cached(home, user)
@@ -252,7 +257,7 @@ def test_sts_that_never_answers_fails_within_stsmfa_timeout(home, user):
         }, timeout=60)
         took = time.monotonic() - t0
         assert hole.accepted, "stsmfa never connected to the endpoint"
-    assert_one_error_with_hint(cp)
+    assert_error(cp, hint=True)
     assert re.search(r"time|answer|respond", cp.stderr, re.I), cp.stderr
     assert took < 6, f"took {took:.1f}s with STSMFA_TIMEOUT=2"
     assert_nothing_cached(home, user)
@@ -438,7 +443,7 @@ def test_missing_config_files_are_one_clear_error(home, user, bed):
         "AWS_CONFIG_FILE": str(home.root / "no-such-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home.root / "no-such-credentials"),
     })
-    assert_one_error_with_hint(cp, "work")
+    assert_error(cp, "work", hint=True)
     assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0
     assert_nothing_cached(home, user)
 
@@ -452,7 +457,7 @@ def test_unreadable_config_file_is_one_clear_error_naming_it(home, user, bed):
     unreadable = home.root / "config-is-a-directory"
     unreadable.mkdir()
     cp = home.run("credential-process", "work", env={"AWS_CONFIG_FILE": str(unreadable)})
-    assert_one_error_with_hint(cp)
+    assert_error(cp, hint=True)
     assert str(unreadable) in cp.stderr or "directory" in cp.stderr.lower(), (
         f"the error does not say which file could not be read:\n{cp.stderr}")
     assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from assertions import assert_error
 from fake_programs import fake_program, read_json_lines
 from harness import missing, sts_failed, sts_ok
 from pty_driver import PtyProcess
@@ -271,8 +272,7 @@ def test_chosen_dialog_that_is_not_installed_is_a_clear_error(home, user, bed):
     home.add_source_profile("work", user, mfa_process=False)
     cp = home.run("credential-process", "work", "--prompt", "kdialog",
                   env={"DISPLAY": ":99", "PATH": home.env["PATH"]}, timeout=30)
-    assert cp.returncode == 1, cp.stderr
-    assert cp.stderr.startswith("stsmfa: error:") and "kdialog" in cp.stderr, cp.stderr
+    assert_error(cp, "kdialog")
     assert sts_ok(bed, user) == 0
 
 
@@ -282,9 +282,7 @@ def test_dialog_cancelled_is_a_clear_error(home, user, bed):
     fake = fake_program(fakes, "zenity", home._seed_file(user), log, output="", exit_code=1)
     home.add_source_profile("work", user, mfa_process=False)
     cp = home.run("credential-process", "work", env=_fake_env(home, fakes, {**fake, "DISPLAY": ":99"}), timeout=30)
-    assert cp.returncode == 1, cp.stderr
-    assert cp.stdout == ""
-    assert cp.stderr.startswith("stsmfa: error:"), cp.stderr
+    assert_error(cp)
     assert len(read_json_lines(log)) == 1
     assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0
 

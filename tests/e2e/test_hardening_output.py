@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from assertions import error_lines, hint_lines
+from assertions import assert_error, error_lines, hint_lines
 from fake_endpoints import FakeEndpoint, sts_error_xml
 from fake_programs import FAKE_BIN
 from harness import ENV_VARS, VENV_BIN
@@ -285,6 +285,5 @@ def test_exec_becomes_the_command_and_its_shell(home, user):
     died = home.run("exec", "work", "--", "sh", "-c", "kill -TERM $$")
     assert died.returncode == -signal.SIGTERM, died
     missing = home.run("exec", "work", "--", "definitely-not-a-command-xyz")
-    assert missing.returncode == 1 and missing.stdout == ""
+    assert_error(missing, hint=True)
     assert re.match(r"stsmfa: error: cannot run 'definitely-not-a-command-xyz'", missing.stderr), missing.stderr
-    assert hint_lines(missing.stderr), missing.stderr

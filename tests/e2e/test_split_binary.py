@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+from assertions import assert_error
 from harness import sts_ok
 
 
@@ -24,9 +25,8 @@ def test_a_hit_needs_only_stsmfa_and_a_miss_names_the_missing_binary(home, user,
     assert json.loads(hit.stdout) == first
 
     miss = home._run([str(lone / "stsmfa"), "credential-process", "work", "--refresh"])
-    assert miss.returncode == 1
+    assert_error(miss, "stsmfa-sts", hint=True)
     assert miss.stderr.startswith("stsmfa: error: cannot run "), miss.stderr
-    assert "stsmfa-sts" in miss.stderr and "hint:" in miss.stderr, miss.stderr
     assert home.calls(prof.log) == 1 and sts_ok(bed, user) == 1
 
 
