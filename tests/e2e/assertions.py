@@ -1,11 +1,15 @@
-"""Checks of what stsmfa printed: the SPEC's error form (one `stsmfa: error:`
-line, then `hint:` lines, exit 1, nothing on stdout).
+"""Checks shared by the e2e tests: stsmfa's errors in the SPEC's form (one
+`stsmfa: error:` line, then `hint:` lines, exit 1, nothing on stdout), the
+sessions it hands out, and that a failure cached nothing.
 """
 
 from __future__ import annotations
 
 import subprocess
-from typing import Iterable
+import time
+from typing import Any, Iterable
+
+from harness import CREDENTIAL_PROCESS_KEYS, HOUR, parse_rfc3339_z
 
 
 def assert_error(cp: subprocess.CompletedProcess, *needles: str, code: int | Iterable[int] = 1,
@@ -37,3 +41,20 @@ def error_lines(stderr: str) -> list[str]:
 
 def hint_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("hint:")]
+
+
+def assert_session(cred: dict, user, hours: float, slack: float = 120) -> None:
+    """A credential_process answer for an MFA session of `user` lasting `hours`."""
+    assert set(cred) == CREDENTIAL_PROCESS_KEYS, cred.keys()
+    assert cred["Version"] == 1 and isinstance(cred["Version"], int)
+    assert cred["AccessKeyId"].startswith("ASIA"), cred["AccessKeyId"]
+    assert cred["AccessKeyId"] != user.access_key_id
+    assert cred["SecretAccessKey"] and cred["SecretAccessKey"] != user.secret_access_key
+    assert cred["SessionToken"]
+    left = parse_rfc3339_z(cred["Expiration"]) - time.time()
+    assert abs(left - hours * HOUR) < slack, f"expires in {left:.0f}s, wanted {hours}h"
+
+
+def assert_nothing_cached(home: Any, user: Any, env=None) -> None:
+    """No session of `user` is in the store (after a failure)."""
+    assert home.status_for(user, env=env) == [], "a session was cached after a failure"

@@ -1,6 +1,7 @@
 """Network peers that misbehave on purpose: a port nothing listens on, a listener
 that never answers, and an HTTP server standing in for STS that answers as a
-test plans (errors, forged text, odd sessions) or passes requests on to the bed.
+test plans (STS errors, sessions of its own making) or passes requests on to
+the bed.
 
 Stdlib only.
 """
@@ -12,6 +13,7 @@ import re
 import socket
 import threading
 import time
+from html import escape as xml_escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
@@ -69,6 +71,21 @@ def sts_error_xml(code: str, message: str) -> bytes:
         '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
         f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
         "<RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>"
+    ).encode()
+
+
+def session_token_response(token: str) -> bytes:
+    """A GetSessionToken answer with a made-up session whose token is `token`."""
+    return (
+        '<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        "<GetSessionTokenResult><Credentials>"
+        f"<AccessKeyId>ASIAFAKEFAKEFAKE1234</AccessKeyId>"
+        f"<SecretAccessKey>fakeSecretKey/fake+fake=</SecretAccessKey>"
+        f"<SessionToken>{xml_escape(token, quote=False)}</SessionToken>"
+        "<Expiration>2099-01-01T00:00:00Z</Expiration>"
+        "</Credentials></GetSessionTokenResult>"
+        "<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>"
+        "</GetSessionTokenResponse>"
     ).encode()
 
 

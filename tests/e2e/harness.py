@@ -35,6 +35,8 @@ STSMFA_BIN = Path(os.environ.get("STSMFA_E2E_BIN") or REPO / "target" / "debug" 
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+HOUR = 3600
+
 # Outer variables a child may keep: the private D-Bus session and runtime dir
 # that tests/run.sh set up (Secret Service lives there).
 PASS_THROUGH = ("DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")
