@@ -74,15 +74,17 @@ def sts_error_xml(code: str, message: str) -> bytes:
     ).encode()
 
 
-def session_token_response(token: str) -> bytes:
-    """A GetSessionToken answer with a made-up session whose token is `token`."""
+def session_token_response(token: str, seconds: int = 12 * 3600) -> bytes:
+    """A GetSessionToken answer with a made-up session whose token is `token`,
+    expiring `seconds` from now (a plausible session: stsmfa refuses others)."""
+    expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
     return (
         '<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
         "<GetSessionTokenResult><Credentials>"
         f"<AccessKeyId>ASIAFAKEFAKEFAKE1234</AccessKeyId>"
         f"<SecretAccessKey>fakeSecretKey/fake+fake=</SecretAccessKey>"
         f"<SessionToken>{xml_escape(token, quote=False)}</SessionToken>"
-        "<Expiration>2099-01-01T00:00:00Z</Expiration>"
+        f"<Expiration>{expiration}</Expiration>"
         "</Credentials></GetSessionTokenResult>"
         "<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>"
         "</GetSessionTokenResponse>"

@@ -20,7 +20,7 @@ import pytest
 from assertions import assert_error, error_lines
 from fake_endpoints import FakeEndpoint, session_token_response
 from fake_programs import FAKE_BIN
-from harness import ENV_VARS, VENV_BIN, missing
+from harness import ENV_VARS, VENV_BIN, missing, parse_rfc3339_z
 
 
 def session_env(cred: dict, profile: str = "work", region: str | None = "us-east-1") -> dict:
@@ -233,6 +233,7 @@ def test_dotenv_real_values_are_bare_and_read_alike_by_every_reader(home, user, 
         "AWS_SECRET_ACCESS_KEY": cred["SecretAccessKey"],
         "AWS_SESSION_TOKEN": cred["SessionToken"],
         "AWS_CREDENTIAL_EXPIRATION": cred["Expiration"],
+        "STSMFA_EXPIRATION_EPOCH": str(int(parse_rfc3339_z(cred["Expiration"]))),
         "STSMFA_PROFILE": "work",
         "AWS_REGION": "eu-west-1",
         "AWS_DEFAULT_REGION": "eu-west-1",
@@ -278,7 +279,7 @@ def test_dotenv_hostile_value_is_single_quoted_and_never_runs(home, user, tmp_pa
     # but still one variable per line.
     docker = docker_env_file(cp.stdout)
     assert docker["AWS_SESSION_TOKEN"] == f"'{QUOTABLE}'"
-    assert set(docker) == set(ENV_VARS) | {"AWS_REGION", "AWS_DEFAULT_REGION"}
+    assert set(docker) == set(ENV_VARS) | {"STSMFA_EXPIRATION_EPOCH", "AWS_REGION", "AWS_DEFAULT_REGION"}
 
 
 @pytest.mark.parametrize("token", ["tok$(>pwned6)", "tok'$(>pwned7)'", "tok\\`>pwned8`", "tok${HOME}"])

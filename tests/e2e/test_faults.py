@@ -142,8 +142,8 @@ def test_sts_error_text_cannot_forge_a_hint_or_send_escapes(home, user, verbose)
     # The server's text stays on the error line, its controls made visible.
     assert SHOWN in errors[0], errors[0]
     hints = hint_lines(cp.stderr)
-    assert len(hints) == 1, f"a forged hint line:\n{cp.stderr}"
-    assert "curl" not in hints[0], hints
+    assert hints, cp.stderr
+    assert not any("curl" in h for h in hints), f"a forged hint line:\n{cp.stderr}"
     for line in cp.stderr.splitlines():
         assert line.startswith(("stsmfa: ", "hint: ")), f"a line stsmfa did not write: {line!r}"
 
