@@ -161,6 +161,16 @@ inside() {
     [[ -n $ku_entry ]] || die "no keyutils entry for $KU after the first call"
     keyctl pipe "$ku_entry" | wc -c | tr -d ' ' >"$out/entry-bytes"
 
+    # BENCH_BASELINE_BIN: another build's stsmfa (e.g. of an earlier commit), timed
+    # on the same cached sessions in the same run, so a change can be judged
+    # against noise rather than against figures from another day.
+    local baseline=()
+    if [[ -n ${BENCH_BASELINE_BIN-} ]]; then
+        baseline=(
+            -n 'keyutils: baseline hit' "$(shq "$BENCH_BASELINE_BIN") credential-process --store keyutils $KU"
+            -n 'secret-service: baseline hit' "$(shq "$BENCH_BASELINE_BIN") credential-process --store secret-service $SS"
+        )
+    fi
     log "hyperfine: $RUNS runs each after $WARMUP warmup runs"
     hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --time-unit millisecond \
         --export-markdown "$out/hyperfine.md" --export-json "$out/hyperfine.json" \
@@ -171,7 +181,8 @@ inside() {
         -n 'secret-service: secret-tool lookup (1 KiB)' 'secret-tool lookup service stsmfa-bench-raw username y' \
         -n 'secret-service: stsmfa hit' "$(shq "$bin") credential-process --store secret-service $SS" \
         -n 'secret-service: stsmfa role hit' "$(shq "$bin") credential-process --store secret-service $SSR" \
-        -n 'stsmfa --help' "$(shq "$bin") --help"
+        -n 'stsmfa --help' "$(shq "$bin") --help" \
+        "${baseline[@]}"
 
     # Every hit stayed a hit: still one code asked, one GetSessionToken and
     # one AssumeRole per store.
@@ -210,7 +221,7 @@ bin=$root/target/release/stsmfa
 [[ -x $bin ]] || die "no $bin after the build"
 # Which sources were built (read-only git calls).
 if rev=$(git rev-parse --short HEAD 2>/dev/null); then
-    git diff --quiet HEAD -- src Cargo.toml Cargo.lock || rev="$rev + uncommitted changes"
+    git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || rev="$rev + uncommitted changes"
 else
     rev=unknown
 fi
@@ -254,7 +265,7 @@ env -i PATH="$PATH" LANG=C.UTF-8 HOME="$tmp/home" XDG_RUNTIME_DIR="$tmp/run" TMP
     AWS_CONFIG_FILE="$tmp/home/.aws/config" AWS_SHARED_CREDENTIALS_FILE="$tmp/home/.aws/credentials" \
     STSMFA_STATE_DIR="$tmp/state" \
     BENCH_ROOT="$root" BENCH_BIN="$bin" BENCH_TMP="$tmp" BENCH_ENDPOINT="$(cat "$tmp/endpoint")" BENCH_PREFIX="$prefix" \
-    BENCH_RUNS="$RUNS" BENCH_WARMUP="$WARMUP" BENCH_COLD_ROUNDS="$COLD_ROUNDS" BENCH_FANOUT="$FANOUT" \
+    BENCH_BASELINE_BIN="${BENCH_BASELINE_BIN-}" BENCH_RUNS="$RUNS" BENCH_WARMUP="$WARMUP" BENCH_COLD_ROUNDS="$COLD_ROUNDS" BENCH_FANOUT="$FANOUT" \
     keyctl session - dbus-run-session -- bash "$root/bench/run.sh" --inside
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -297,6 +308,10 @@ print(f"| secret-service: stsmfa hit | {hit2:.2f} | {hit2 / raw2:.2f}x | <= 1.3x
 role2 = med["secret-service: stsmfa role hit"]
 print(f"| secret-service: stsmfa role-profile hit | {role2:.2f} | {role2 / hit2:.2f}x | <= 1.1x source-profile hit | {verdict(role2 <= 1.1 * hit2)} |")
 print(f"| stsmfa --help | {med['stsmfa --help']:.2f} | | | |")
+for store, this in (("keyutils", hit), ("secret-service", hit2)):
+    base = med.get(f"{store}: baseline hit")
+    if base is not None:
+        print(f"| {store}: baseline build's hit (BENCH_BASELINE_BIN) | {base:.2f} | this build {this / base:.2f}x | within noise | |")
 print(f"| hits stayed hits (codes/GetSessionToken/AssumeRole after all runs) | keyutils {ku_codes}/{ku_sts}/{ku_assumed}, secret-service {ss_codes}/{ss_sts}/{ss_assumed} | | 1/1/1 each | {verdict((ku_codes, ku_sts, ss_codes, ss_sts, ku_assumed, ss_assumed) == ('1',) * 6)} |")
 print()
 

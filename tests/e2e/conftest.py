@@ -1,8 +1,15 @@
-"""Fixtures for stsmfa's end-to-end tests.
+"""Fixtures for stsmfa's end-to-end tests: the tools, the MFA test bed and its
+users, the hermetic `home` and the `store` parameter.
 
 Run through `tests/run.sh`, which provides private keyrings (a keyutils session
 keyring and a D-Bus session with an unlocked gnome-keyring). Under CI=true a
 missing tool or keyring fails the test with the reason; elsewhere it is a skip.
+
+The test files are named for the feature they test (test_credential_process.py,
+test_faults.py, ...). Their helpers: harness.py (Home and its runners),
+assertions.py, pty_driver.py, fake_endpoints.py, parallel.py, keyrings.py and
+fake_programs.py with the scripts in fake_bin/. The bed's own tests are in
+mfa_bed/tests/.
 """
 
 from __future__ import annotations

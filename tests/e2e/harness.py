@@ -1,6 +1,7 @@
-"""Helpers for stsmfa's end-to-end tests: a hermetic HOME, AWS config files,
-MFA code sources that log every call, and runners for stsmfa, shells, the AWS
-CLI and boto3.
+"""The core of stsmfa's end-to-end tests: a hermetic HOME (the `home` fixture)
+with AWS config files and MFA code sources that log every call
+(fake_bin/mfa-code), runners for stsmfa, shells, the AWS CLI and boto3, and
+the bed's call counters.
 
 Nothing here touches the real user's ~/.aws or environment: every child
 process gets an environment built from scratch.
@@ -15,15 +16,16 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import pytest
+
+from fake_programs import mfa_code_argv
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / "target" / "e2e-venv"
@@ -32,6 +34,8 @@ VENV_BIN = VENV / "bin"
 STSMFA_BIN = Path(os.environ.get("STSMFA_E2E_BIN") or REPO / "target" / "debug" / "stsmfa").absolute()
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+HOUR = 3600
 
 # Outer variables a child may keep: the private D-Bus session and runtime dir
 # that tests/run.sh set up (Secret Service lives there).
@@ -76,69 +80,6 @@ def parse_rfc3339_z(text: str) -> float:
     return calendar.timegm((y, mo, d, h, mi, s)) + frac
 
 
-# --------------------------------------------------------------------------
-# MFA code source
-#
-# One standalone script (stdlib only) serves both `mfa_process` commands and
-# the codes a test passes with --mfa-code / STSMFA_MFA_CODE. It never hands out
-# the same 30-second step twice for a device (a per-user state file remembers
-# the highest step given), so a test that needs a second session within the
-# same step gets the next step's code, which STS-like servers accept (+-1 step)
-# and which is not "the last code sent".
-
-CODE_SCRIPT = r'''
-import base64, fcntl, hashlib, hmac, os, struct, sys, time
-
-def code_for_step(seed, step):
-    clean = seed.replace(" ", "").upper()
-    key = base64.b32decode(clean + "=" * (-len(clean) % 8))
-    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
-    off = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[off:off + 4])[0] & 0x7FFFFFFF
-    return str(value % 10 ** 6).zfill(6)
-
-def main():
-    seed_file, state_file, log_file, mode = sys.argv[1:5]
-    seed = open(seed_file).read().strip()
-    if mode == "fail":
-        if log_file != "-":
-            with open(log_file, "a") as f:
-                f.write("fail\n")
-        sys.stderr.write("no code today\n")
-        return 3
-    if mode.startswith("fixed:"):
-        code = mode[len("fixed:"):]
-    elif mode == "wrong":
-        now = int(time.time() // 30)
-        valid = {code_for_step(seed, now + d) for d in range(-3, 4)}
-        code = next(c for c in ("%06d" % (n * 7919 % 1000000) for n in range(1, 1000))
-                    if c not in valid)
-    else:
-        fd = os.open(state_file, os.O_RDWR | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "r+") as st:
-            fcntl.flock(st, fcntl.LOCK_EX)
-            text = st.read().strip()
-            last = int(text) if text else -(10 ** 9)
-            now = int(time.time() // 30)
-            step = max(now, last + 1)
-            if step > now + 1:
-                # Two codes already handed out in this step: wait for the next one.
-                time.sleep(max(0.0, (step - 1) * 30 - time.time()) + 0.05)
-            st.seek(0)
-            st.truncate()
-            st.write(str(step))
-            st.flush()
-        code = code_for_step(seed, step)
-    if log_file != "-":
-        with open(log_file, "a") as f:
-            f.write("%s %s\n" % (time.time(), mode))
-    print(code)
-    return 0
-
-sys.exit(main())
-'''
-
-
 @dataclass
 class Profile:
     name: str
@@ -170,8 +111,6 @@ class Home:
         self.config = configparser.RawConfigParser()
         self.credentials = configparser.RawConfigParser()
         self._write_files()
-        self.code_script = self.tools / "mfa_code.py"
-        self.code_script.write_text(CODE_SCRIPT)
         path = os.pathsep.join([str(self.bin.parent), str(VENV_BIN), "/usr/bin", "/bin"])
         self.env = {
             "PATH": path,
@@ -280,19 +219,15 @@ class Home:
         return p
 
     def _code_argv(self, user: Any, log: Path | None, mode: str) -> list[str]:
-        return [
-            os.path.abspath(sys.executable),
-            str(self.code_script),
-            str(self._seed_file(user)),
-            str(self.tools / f"{user.name}.step"),
-            str(log) if log else "-",
-            mode,
-        ]
+        return mfa_code_argv(self._seed_file(user), self.tools / f"{user.name}.step", log, mode)
 
     def mfa_process(self, user: Any, log: Path | None = None, mode: str = "totp") -> str:
-        """A shell command printing a fresh valid code for `user` (mode totp),
-        a wrong one (mode wrong), `fixed:CODE`, or failing (mode fail); each
-        call appends a line to `log`."""
+        """A shell command (fake_bin/mfa-code) printing a fresh valid code for
+        `user` (mode totp), a wrong one (mode wrong), `fixed:CODE`, or failing
+        (mode fail); each call appends a line to `log`. A fresh code is never
+        for a 30-second step already handed out for this user (a second
+        session within one step gets the next step's code, which STS accepts
+        and which is not "the last code sent")."""
         return " ".join(shlex.quote(a) for a in self._code_argv(user, log, mode))
 
     def code(self, user: Any) -> str:
@@ -403,109 +338,6 @@ def sts_ok(bed: Any, user: Any) -> int:
 
 def sts_failed(bed: Any, user: Any) -> int:
     return bed.stats().get("get_session_token_failed", {}).get(user.name, 0)
-
-
-def assert_error(cp: subprocess.CompletedProcess, *needles: str, code: int | Iterable[int] = 1) -> str:
-    """stsmfa failed the SPEC way: exit code, `stsmfa: error:` first line,
-    and every needle (case-insensitive) somewhere in stderr."""
-    codes = {code} if isinstance(code, int) else set(code)
-    assert cp.returncode in codes, f"exit {cp.returncode}, wanted {codes}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
-    assert cp.stdout == "", f"an error printed on stdout: {cp.stdout!r}"
-    first = cp.stderr.lstrip().splitlines()[0] if cp.stderr.strip() else ""
-    if cp.returncode == 1:
-        assert first.startswith("stsmfa: error:"), f"first stderr line: {first!r}\n{cp.stderr}"
-    low = cp.stderr.lower()
-    for n in needles:
-        assert n.lower() in low, f"{n!r} not in stderr:\n{cp.stderr}"
-    return cp.stderr
-
-
-# ----------------------------------------------------------------------
-# Keyring inspection (to find and corrupt what stsmfa stored)
-
-
-def secret_service_items(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Items with attribute service=stsmfa: {path: {attr: value}} (secrets not kept).
-
-    secret-tool prints attributes on stderr and the rest on stdout: unbuffered
-    into one pipe keeps them in order."""
-    cp = subprocess.run(
-        ["stdbuf", "-o0", "-e0", "secret-tool", "search", "--all", "--unlock", "service", "stsmfa"],
-        env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
-    items: dict[str, dict[str, str]] = {}
-    cur: dict[str, str] | None = None
-    for line in cp.stdout.splitlines():
-        m = re.match(r"^\[(.+)\]$", line.strip())
-        if m:
-            cur = items.setdefault(m.group(1), {})
-            continue
-        m = re.match(r"^attribute\.(\S+) = (.*)$", line.strip())
-        if m and cur is not None:
-            cur[m.group(1)] = m.group(2)
-    return items
-
-
-def secret_service_replace(env: Mapping[str, str], attrs: Mapping[str, str], value: str) -> None:
-    """Replace the item with exactly these attributes by one holding `value`."""
-    argv: list[str] = []
-    for k, v in attrs.items():
-        argv += [k, v]
-    subprocess.run(["secret-tool", "clear", *argv], env=dict(env), check=True, timeout=30,
-                   capture_output=True, stdin=subprocess.DEVNULL)
-    subprocess.run(["secret-tool", "store", "--label=stsmfa test garbage", *argv], env=dict(env),
-                   input=value, text=True, check=True, timeout=30, capture_output=True)
-
-
-def secret_service_lookup(env: Mapping[str, str], attrs: Mapping[str, str]) -> str | None:
-    argv = ["secret-tool", "lookup"]
-    for k, v in attrs.items():
-        argv += [k, v]
-    cp = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    return cp.stdout if cp.returncode == 0 else None
-
-
-def keyutils_keys(env: Mapping[str, str]) -> dict[int, str]:
-    """User keys reachable from the session keyring: {id: description}."""
-    seen: set[int] = set()
-    found: dict[int, str] = {}
-
-    def describe(kid: int) -> tuple[str, str] | None:
-        cp = subprocess.run(["keyctl", "rdescribe", str(kid)], capture_output=True, text=True, env=dict(env))
-        if cp.returncode != 0:
-            return None
-        parts = cp.stdout.strip().split(";", 4)
-        return (parts[0], parts[4] if len(parts) > 4 else "")
-
-    def walk(ring: str) -> None:
-        cp = subprocess.run(["keyctl", "rlist", ring], capture_output=True, text=True, env=dict(env))
-        if cp.returncode != 0:
-            return
-        for tok in cp.stdout.split():
-            kid = int(tok)
-            if kid in seen:
-                continue
-            seen.add(kid)
-            d = describe(kid)
-            if d is None:
-                continue
-            if d[0] == "keyring":
-                walk(str(kid))
-            elif d[0] == "user":
-                found[kid] = d[1]
-
-    walk("@s")
-    return found
-
-
-def keyutils_read(kid: int, env: Mapping[str, str]) -> str | None:
-    cp = subprocess.run(["keyctl", "pipe", str(kid)], capture_output=True, env=dict(env))
-    return cp.stdout.decode("utf-8", "replace") if cp.returncode == 0 else None
-
-
-def keyutils_update(kid: int, value: str, env: Mapping[str, str]) -> None:
-    subprocess.run(["keyctl", "pupdate", str(kid)], input=value.encode(), check=True, capture_output=True, env=dict(env))
 
 
 def wait_until(pred, timeout: float = 10, interval: float = 0.05) -> bool:

@@ -20,8 +20,9 @@ import zlib
 
 import pytest
 
+from assertions import assert_error
 from harness import sts_failed, sts_ok
-from helpers_more import PtyProcess
+from pty_driver import PtyProcess
 from mfa_bed import policies
 from mfa_bed.otp import code_for_step, step_at, totp
 
@@ -293,9 +294,7 @@ def test_enroll_with_wrong_codes_cleans_up_or_says_how(home, make_user, bed, pol
 
 def test_enroll_without_a_terminal_is_a_clear_error(home, newcomer, bed):
     cp = home.run("enroll", "work", "--yes", timeout=30)
-    assert cp.returncode == 1, cp.stderr
-    assert cp.stderr.startswith("stsmfa: error:") and "terminal" in cp.stderr, cp.stderr
-    assert "hint:" in cp.stderr
+    assert_error(cp, "terminal", hint=True)
     assert bed.mfa_devices(newcomer.name) == []
     assert home.config_path.read_text() == CONFIG_TEXT
 

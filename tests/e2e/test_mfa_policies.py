@@ -10,7 +10,8 @@ import json
 import pytest
 from mfa_bed import policies
 
-from harness import assert_error, sts_failed, sts_ok
+from assertions import assert_error
+from harness import sts_failed, sts_ok
 
 MFA_POLICIES = {
     "deny_all_except_listed_if_no_mfa": policies.deny_all_except_listed_if_no_mfa,

@@ -1,7 +1,9 @@
 """No secret is ever written to a file, stderr, a log or a process argument
 (SPEC: the credential store). Runs a whole flow, then looks for the session's
 SecretAccessKey and SessionToken (and the long-term secret key) everywhere
-stsmfa could have left them."""
+stsmfa could have left them. And no core file can hold one: while stsmfa holds
+secrets its core file limit is 0 (defect 2 of the attack report), its
+children's the user's."""
 
 from __future__ import annotations
 
@@ -103,3 +105,38 @@ def test_no_secrets_in_files_stderr_or_arguments(home, user, request, store_name
     # the state dir is for locks and last-code records: nothing secret-shaped
     for p in _files(home.state):
         assert p.stat().st_size < 4096, f"unexpectedly large state file {p}"
+
+
+# ---------------------------------------------------------------------------
+# Core dumps
+
+
+def core_limits(path) -> tuple[str, str]:
+    """(soft, hard) of "Max core file size" in a copy of /proc/PID/limits."""
+    for line in path.read_text().splitlines():
+        if line.startswith("Max core file size"):
+            soft, hard = line[len("Max core file size"):].split()[:2]
+            return soft, hard
+    raise AssertionError(f"no core line in {path}:\n{path.read_text()}")
+
+
+def test_core_dumps_are_off_while_stsmfa_holds_secrets_and_children_get_the_limit_back(home, user, bed):
+    """With `ulimit -c unlimited`, stsmfa-sts (which holds the long-term key
+    while its mfa_process runs) has a soft core limit of 0; the mfa_process
+    gets the user's unlimited back."""
+    parent, child, status = home.tools / "parent.limits", home.tools / "child.limits", home.tools / "parent.status"
+    probe = home.tools / "probe.sh"
+    log = home.tools / "codes.log"
+    probe.write_text(
+        f'cat "/proc/$1/limits" > {parent}\n'
+        f'cat "/proc/$1/status" > {status}\n'
+        f"cat /proc/self/limits > {child}\n"
+        f"exec {home.mfa_process(user, log)}\n"
+    )
+    home.add_source_profile("work", user, mfa_process=f"sh {probe} $PPID")
+    cp = home.sh("ulimit -c unlimited && exec stsmfa credential-process work", shell="sh")
+    assert cp.returncode == 0, cp.stderr
+    assert home.calls(log) == 1
+    assert "Name:\tstsmfa-sts" in status.read_text(), status.read_text()
+    assert core_limits(parent)[0] == "0", parent.read_text()
+    assert core_limits(child) == ("unlimited", "unlimited"), child.read_text()

@@ -14,8 +14,13 @@ import shutil
 
 from mfa_bed import policies
 
-from harness import assert_error, sts_ok, unique_name
-from helpers_more import assert_one_error_with_hint, error_lines, run_parallel
+from assertions import assert_error, error_lines
+from harness import sts_ok, unique_name
+from parallel import run_parallel
+
+
+def assert_one_error_with_hint(cp, *needles):
+    return assert_error(cp, *needles, hint=True)
 
 PROD = "444455556666"
 DEV = "123456789012"
@@ -361,7 +366,7 @@ def age_in_index(home, profile: str, seconds: int) -> None:
     """Moves back when the cached MFA session of `profile` was signed in, as
     stsmfa's index (keyutils) records it: with the bed's age_session, as if
     `seconds` had passed."""
-    from harness import keyutils_keys, keyutils_read, keyutils_update
+    from keyrings import keyutils_keys, keyutils_read, keyutils_update
 
     env = {**home.env, "STSMFA_STORE": "keyutils"}
     for kid, desc in keyutils_keys(env).items():
@@ -485,7 +490,7 @@ def test_a_duration_over_the_roles_maximum_is_translated(home, user, bed):
 
 
 def test_endpoint_and_region_problems_are_translated(home, user, bed):
-    from helpers_more import FakeEndpoint, closed_port, sts_error_xml
+    from fake_endpoints import FakeEndpoint, closed_port, sts_error_xml
 
     prof = home.add_source_profile("work", user)
     role = make_role(bed, user)

@@ -5,7 +5,9 @@ is replaced by a fake stsmfa (a small sh script written here), and real bash, zs
 fish run them. A missing shell skips its tests, except under CI=true where it fails them.
 PowerShell is only checked statically: no pwsh is expected on the test machines.
 The last tests run the real stsmfa against the MFA test bed: what it exports for the
-scripts (STSMFA_EXPIRATION_EPOCH) and its `init` output loaded in real shells.
+scripts (STSMFA_EXPIRATION_EPOCH), its `init` output (valid for each shell, from any
+binary path) loaded in real shells, and an interactive bash under a terminal that
+types the code at the prompt, then calls the AWS CLI with the session.
 """
 
 import datetime as dt
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import parse_rfc3339_z
+from harness import parse_rfc3339_z, sts_failed, sts_ok
+from pty_driver import PtyProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SHELL_DIR = ROOT / "shell"
@@ -547,3 +550,76 @@ def test_init_use_prompt_and_drop_with_the_real_stsmfa(home, user, shell):
     possible = {f"aws:work {left_shown(-(-(int(want) - int(t)) // 60))}" for t in range(int(before), int(after) + 2)}
     got = prompts(res.stdout)
     assert len(got) == 2 and got[0] in possible and got[1] == "", (got, possible)
+
+
+INIT_SHELLS = ["bash", "zsh", "fish", "powershell"]
+
+
+@pytest.mark.parametrize("shell", INIT_SHELLS)
+def test_init_output_is_valid_for_its_shell(home, shell):
+    cp = home.run("init", shell, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    out = cp.stdout
+    assert out.strip(), "empty init output"
+    assert "@STSMFA@" not in out, "placeholder not substituted"
+    assert str(home.bin) in out, "the binary's own path is not in the script"
+    if shell in SHELLS:  # they have an `-n` syntax check
+        exe = need(shell)
+        chk = subprocess.run([exe, "-n"], input=out, capture_output=True, text=True, timeout=30)
+        assert chk.returncode == 0, f"{shell} -n: {chk.stderr}"
+        assert "stsmfa-use" in out and "stsmfa-drop" in out and "stsmfa_prompt" in out
+
+
+def test_init_bash_survives_a_path_with_spaces_and_quotes(home, tmp_path):
+    odd = tmp_path / "dir with 'quote' $x"
+    odd.mkdir()
+    link = odd / "stsmfa"
+    try:
+        os.link(home.bin, link)  # current_exe() names the path it was run by
+    except OSError:
+        shutil.copy2(home.bin, link)
+    cp = home._run([str(link), "init", "bash"], timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    chk = home.sh(cp.stdout + "\ntype stsmfa-use >/dev/null && declare -f stsmfa-use", shell="bash")
+    assert chk.returncode == 0, chk.stderr
+    assert "dir with" in chk.stdout
+
+
+def test_interactive_bash_stsmfa_use_then_aws_cli(home, user, bed, aws_cli):
+    home.add_source_profile("work", user, mfa_process=False)  # the code is typed at the prompt
+    env = home._env({"TERM": "dumb", "PS1": "PS1> ", "SHELL": shutil.which("bash") or "/bin/bash"})
+    term = PtyProcess(["bash", "--norc", "--noprofile", "-i"], env=env, cwd=home.root)
+
+    def run(cmd: str, tag: str, timeout: float = 60) -> str:
+        start = len(term.text)
+        term.sendline(f'{cmd}; echo "RC=$?:{tag}"')
+        m = term.expect(rf"RC=(\d+):{tag}", timeout=timeout)
+        assert m.group(1) == "0", f"`{cmd}` failed:\n{term.text[start:]}"
+        return term.text[start:m.start()]
+
+    try:
+        term.expect(r"PS1> ", timeout=30)
+        run('eval "$(stsmfa init bash)"', "init")
+        term.sendline('stsmfa-use work; echo "RC=$?:use"')
+        prompt = term.expect(r"MFA code for profile work \(([^)]*)\)", timeout=60)
+        assert prompt.group(1) == user.serial
+        term.sendline(home.code(user))
+        m = term.expect(r"RC=(\d+):use", timeout=60)
+        assert m.group(1) == "0", term.text
+        assert run('test "${AWS_ACCESS_KEY_ID:0:4}" = ASIA && test -n "$AWS_SESSION_TOKEN"', "vars") is not None
+        who = run("aws sts get-caller-identity --output json", "who")
+        assert user.arn in who, who
+        users = run("aws iam list-users --output json", "users")
+        assert '"Users"' in users, users
+        seg = run('echo "SEG=[$(stsmfa_prompt)]"', "seg")
+        m = re.search(r"SEG=\[([^\]$]*)\]", seg)  # not the echoed command line
+        assert m and m.group(1).startswith("aws:work"), seg
+        assert re.fullmatch(r"aws:work \d+h\d\dm", m.group(1)), m.group(1)
+        run("stsmfa-drop", "drop")
+        seg = run('echo "SEG=[$(stsmfa_prompt)]"', "seg2")
+        assert "SEG=[]" in seg, seg
+        term.sendline("exit 0")
+        assert term.wait(20) == 0
+    finally:
+        term.close()
+    assert sts_ok(bed, user) == 1 and sts_failed(bed, user) == 0

@@ -1,4 +1,10 @@
-"""RFC 6238 TOTP (HMAC-SHA1, 30-second steps, 6 digits), as virtual MFA devices use."""
+"""RFC 6238 TOTP (HMAC-SHA1, 30-second steps, 6 digits), as virtual MFA devices use.
+
+The one TOTP of the repository: the bed checks codes with it, the e2e tests and
+their fake programs (tests/e2e/fake_bin) and bench/mfa_code.py make codes with
+it. Those scripts load this file on its own (not through the mfa_bed package),
+so it needs only the stdlib and imports nothing from the package.
+"""
 
 from __future__ import annotations
 

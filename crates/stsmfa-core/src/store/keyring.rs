@@ -16,16 +16,16 @@ const SECRET_SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
 const SECRET_SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 struct Keyring {
-    name: &'static str,
+    kind: StoreChoice,
     inner: Arc<CoreStore>,
 }
 
 impl Keyring {
     fn map(&self, e: KError) -> StoreError {
         match e {
-            KError::NoStorageAccess(_) => StoreError::Locked { store: self.name },
+            KError::NoStorageAccess(_) => StoreError::Locked { store: self.kind },
             other => StoreError::Unavailable {
-                store: self.name,
+                store: self.kind,
                 detail: other.to_string(),
             },
         }
@@ -41,7 +41,7 @@ impl Keyring {
             .inner
             .build(SERVICE, key, None)
             .map_err(|e| self.map(e))?;
-        if self.name != "secret-service" {
+        if self.kind != StoreChoice::SecretService {
             return Ok(op(entry));
         }
         let (tx, rx) = mpsc::channel();
@@ -50,7 +50,7 @@ impl Keyring {
         });
         rx.recv_timeout(SECRET_SERVICE_TIMEOUT)
             .map_err(|_| StoreError::Unavailable {
-                store: self.name,
+                store: self.kind,
                 detail: format!("no answer within {} s", SECRET_SERVICE_TIMEOUT.as_secs()),
             })
     }
@@ -58,7 +58,7 @@ impl Keyring {
 
 impl CredentialStore for Keyring {
     fn name(&self) -> &'static str {
-        self.name
+        self.kind.name()
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -102,7 +102,7 @@ impl CredentialStore for Keyring {
 
 /// Opens an explicitly chosen store.
 pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError> {
-    let (name, made) = if choice == StoreChoice::SecretService {
+    let made = if choice == StoreChoice::SecretService {
         // A bus that accepts but never answers must not hang every AWS call.
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -110,7 +110,7 @@ pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError>
         });
         rx.recv_timeout(SECRET_SERVICE_CONNECT_TIMEOUT)
             .map_err(|_| StoreError::Unavailable {
-                store: "secret-service",
+                store: StoreChoice::SecretService,
                 detail: format!(
                     "no answer from the session bus within {} s",
                     SECRET_SERVICE_CONNECT_TIMEOUT.as_secs()
@@ -120,13 +120,16 @@ pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError>
         build(choice)
     };
     let inner = made.map_err(|e| match e {
-        KError::NoStorageAccess(_) => StoreError::Locked { store: name },
+        KError::NoStorageAccess(_) => StoreError::Locked { store: choice },
         other => StoreError::Unavailable {
-            store: name,
+            store: choice,
             detail: other.to_string(),
         },
     })?;
-    Ok(Box::new(Keyring { name, inner }))
+    Ok(Box::new(Keyring {
+        kind: choice,
+        inner,
+    }))
 }
 
 /// The platform's store, falling back on Linux from Secret Service to
@@ -149,6 +152,15 @@ pub fn open_auto(warn: bool) -> Box<dyn CredentialStore> {
         return Box::new(NoStore);
     }
     Box::new(super::Auto::new(opened))
+}
+
+/// The platform's stores, in the order `auto` tries them.
+pub fn platform_stores() -> &'static [StoreChoice] {
+    if cfg!(target_os = "linux") {
+        &[StoreChoice::SecretService, StoreChoice::Keyutils]
+    } else {
+        platform_order()
+    }
 }
 
 fn platform_order() -> &'static [StoreChoice] {
@@ -180,13 +192,13 @@ fn unsupported(what: &str) -> Made {
     )))
 }
 
-fn build(choice: StoreChoice) -> (&'static str, Made) {
+fn build(choice: StoreChoice) -> Made {
     match choice {
-        StoreChoice::SecretService => ("secret-service", secret_service()),
-        StoreChoice::Keyutils => ("keyutils", keyutils()),
-        StoreChoice::Keychain => ("keychain", keychain()),
-        StoreChoice::Wincred => ("wincred", wincred()),
-        StoreChoice::Auto | StoreChoice::None => unreachable!("handled by store::open"),
+        StoreChoice::SecretService => secret_service(),
+        StoreChoice::Keyutils => keyutils(),
+        StoreChoice::Keychain => keychain(),
+        StoreChoice::Wincred => wincred(),
+        StoreChoice::Auto | StoreChoice::None | StoreChoice::Memory => unsupported(choice.name()),
     }
 }
 

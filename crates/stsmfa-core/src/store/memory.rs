@@ -17,13 +17,17 @@ impl CredentialStore for MemoryStore {
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if self.locked.get() {
-            return Err(StoreError::Locked { store: "memory" });
+            return Err(StoreError::Locked {
+                store: super::StoreChoice::Memory,
+            });
         }
         Ok(self.entries.borrow().get(key).cloned())
     }
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         if self.locked.get() {
-            return Err(StoreError::Locked { store: "memory" });
+            return Err(StoreError::Locked {
+                store: super::StoreChoice::Memory,
+            });
         }
         self.writes.set(self.writes.get() + 1);
         self.entries

@@ -20,6 +20,24 @@ pub enum StoreChoice {
     SecretService,
     Keyutils,
     None,
+    /// The in-memory store of the unit tests; not a user's choice.
+    #[value(skip)]
+    Memory,
+}
+
+impl StoreChoice {
+    /// The name users give it with `--store`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreChoice::Auto => "auto",
+            StoreChoice::Keychain => "keychain",
+            StoreChoice::Wincred => "wincred",
+            StoreChoice::SecretService => "secret-service",
+            StoreChoice::Keyutils => "keyutils",
+            StoreChoice::None => "none",
+            StoreChoice::Memory => "memory",
+        }
+    }
 }
 
 /// The service name every entry is filed under.
@@ -40,17 +58,17 @@ pub trait CredentialStore {
 /// Store failures the session logic branches on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("the {store} keyring is locked")]
-    Locked { store: &'static str },
-    #[error("the {store} keyring is not available: {detail}")]
-    Unavailable { store: &'static str, detail: String },
+    #[error("the {} keyring is locked", store.name())]
+    Locked { store: StoreChoice },
+    #[error("the {} keyring is not available: {detail}", store.name())]
+    Unavailable { store: StoreChoice, detail: String },
 }
 
 impl StoreError {
     /// The store that failed, as users name it.
-    pub fn store(&self) -> &'static str {
+    pub fn store(&self) -> StoreChoice {
         match self {
-            StoreError::Locked { store } | StoreError::Unavailable { store, .. } => store,
+            StoreError::Locked { store } | StoreError::Unavailable { store, .. } => *store,
         }
     }
 
@@ -58,31 +76,35 @@ impl StoreError {
     pub fn to_fail(&self) -> Fail {
         match self {
             StoreError::Locked { store } => fail!("{self}")
-                .hint(match *store {
-                    "secret-service" => {
+                .hint(match store {
+                    StoreChoice::SecretService => {
                         "unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock` on a headless machine)"
                     }
-                    "keyutils" => {
+                    StoreChoice::Keyutils => {
                         "check that this shell has a usable session keyring (`keyctl show @s`); `keyctl session -` starts one"
                     }
+                    StoreChoice::Keychain => "unlock the login keychain (Keychain Access, or `security unlock-keychain`)",
                     _ => "unlock the keyring and try again",
                 })
-                .hint(other_stores(store)),
+                .hint(other_stores(*store)),
             StoreError::Unavailable { store, .. } => fail!("{self}")
-                .hint(match *store {
-                    "secret-service" => "start a Secret Service (gnome-keyring, KeePassXC) in this D-Bus session",
-                    "keyutils" => "check that this shell has a session keyring (`keyctl show @s`); `keyctl session -` starts one",
+                .hint(match store {
+                    StoreChoice::SecretService => "start a Secret Service (gnome-keyring, KeePassXC) in this D-Bus session",
+                    StoreChoice::Keyutils => "check that this shell has a session keyring (`keyctl show @s`); `keyctl session -` starts one",
                     _ => "check the keyring",
                 })
-                .hint(other_stores(store)),
+                .hint(other_stores(*store)),
         }
     }
 }
 
-fn other_stores(store: &str) -> String {
-    let others: Vec<&str> = ["secret-service", "keyutils", "none"]
-        .into_iter()
-        .filter(|s| *s != store)
+/// The other stores of this platform, for the hint.
+fn other_stores(store: StoreChoice) -> String {
+    let others: Vec<&str> = keyring::platform_stores()
+        .iter()
+        .chain(&[StoreChoice::None])
+        .filter(|s| **s != store)
+        .map(|s| s.name())
         .collect();
     format!(
         "or choose another store: --store {}",
@@ -166,7 +188,7 @@ impl Lazy {
 
 impl CredentialStore for Lazy {
     fn name(&self) -> &'static str {
-        self.store().map_or_else(|e| e.store(), |s| s.name())
+        self.store().map_or_else(|e| e.store().name(), |s| s.name())
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store()?.get(key)
@@ -176,5 +198,44 @@ impl CredentialStore for Lazy {
     }
     fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.store()?.delete(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_their_store_and_hint_this_platforms_others() {
+        let e = StoreError::Locked {
+            store: StoreChoice::SecretService,
+        };
+        assert_eq!(e.to_string(), "the secret-service keyring is locked");
+        let f = e.to_fail();
+        let other = f.hints.last().unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                other,
+                "or choose another store: --store keyutils or --store none"
+            );
+        }
+        assert!(!other.contains("secret-service"), "{other}");
+        for kind in keyring::platform_stores() {
+            let hint = other_stores(*kind);
+            assert!(
+                !hint.contains(&format!("--store {}", kind.name())),
+                "{hint}"
+            );
+        }
+        if !cfg!(target_os = "macos") {
+            assert!(!other.contains("keychain"), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_test_store_is_no_choice_for_users() {
+        use clap::ValueEnum;
+        assert!(StoreChoice::from_str("memory", true).is_err());
+        assert!(StoreChoice::from_str("secret-service", true).is_ok());
     }
 }

@@ -14,17 +14,16 @@ import time
 
 import pytest
 
+from assertions import assert_error, error_lines
+from fake_endpoints import FakeEndpoint, closed_port, sts_error_xml
+from fake_programs import authenticator_command
 from harness import sts_failed, sts_ok
-from helpers_more import (
-    FakeEndpoint,
-    assert_one_error_with_hint,
-    authenticator_command,
-    closed_port,
-    ensure_room_in_step,
-    error_lines,
-    run_parallel,
-    sts_error_xml,
-)
+from parallel import run_parallel
+from pty_driver import ensure_room_in_step
+
+
+def assert_one_error_with_hint(cp, *needles):
+    return assert_error(cp, *needles, hint=True)
 
 
 def assert_nothing_cached(home, user) -> None:

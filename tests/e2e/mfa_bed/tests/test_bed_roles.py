@@ -1,7 +1,7 @@
 """Tests of the test bed's AssumeRole: trust policies, MFA context, durations, role
 sessions in two accounts, and the role's own policies, as AWS treats them.
 
-Run: target/e2e-venv/bin/python -m pytest -p no:cacheprovider tests/e2e/test_bed_roles.py
+Run: target/e2e-venv/bin/python -m pytest -p no:cacheprovider tests/e2e/mfa_bed/tests/test_bed_roles.py
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
-
-from mfa_bed import Bed, BedError, Role, User, policies, totp  # noqa: E402
-from mfa_bed.evaluator import Decision, evaluate_trust, principal_matches  # noqa: E402
+from mfa_bed import Bed, BedError, Role, User, policies, totp
+from mfa_bed.evaluator import Decision, evaluate_trust, principal_matches
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "444455556666"
@@ -41,14 +38,6 @@ MSG_MAX_DURATION = "The requested DurationSeconds exceeds the MaxSessionDuration
 CHAIN = policies.allow_actions("sts:AssumeRole")
 
 # ---------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def bed():
-    os.environ.pop("AWS_CA_BUNDLE", None)
-    server = Bed.start()
-    yield server
-    server.stop()
 
 
 _names = itertools.count()

