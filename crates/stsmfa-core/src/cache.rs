@@ -331,21 +331,7 @@ mod tests {
         }
     }
 
-    /// A state directory that is removed when the test ends.
-    struct Dir(std::path::PathBuf);
-    impl Dir {
-        fn new(name: &str) -> Dir {
-            let d =
-                std::env::temp_dir().join(format!("stsmfa-cache-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&d);
-            Dir(d)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testkit::TempDir;
 
     fn future(n: u64) -> u64 {
         crate::credentials::unix(std::time::SystemTime::now()) + 3600 + n
@@ -353,9 +339,9 @@ mod tests {
 
     #[test]
     fn save_load_index_remove() {
-        let dir = Dir::new("basic");
+        let dir = TempDir::new("cache-basic");
         let store = MemoryStore::default();
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         cache
             .save(&key("a"), &session(future(10)), Some(1))
             .unwrap();
@@ -387,7 +373,7 @@ mod tests {
 
     #[test]
     fn corrupt_entry_is_a_miss() {
-        let dir = Dir::new("corrupt");
+        let dir = TempDir::new("cache-corrupt");
         let store = MemoryStore::default();
         store
             .entries
@@ -397,7 +383,7 @@ mod tests {
             .entries
             .borrow_mut()
             .insert("index".into(), b"not json".to_vec());
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         assert!(cache.load(&key("a")).unwrap().is_none());
         assert!(cache.index().is_empty());
         cache.save(&key("a"), &session(future(5)), Some(1)).unwrap();
@@ -406,9 +392,9 @@ mod tests {
 
     #[test]
     fn index_of_many_profiles_loses_none_and_pages_stay_under_the_limit() {
-        let dir = Dir::new("many");
+        let dir = TempDir::new("cache-many");
         let store = MemoryStore::default();
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         for n in 0..100u64 {
             cache
                 .save(&key(&format!("profile-{n}")), &session(future(n)), Some(1))
@@ -435,9 +421,9 @@ mod tests {
 
     #[test]
     fn shrinking_index_deletes_its_last_pages() {
-        let dir = Dir::new("shrink");
+        let dir = TempDir::new("cache-shrink");
         let store = MemoryStore::default();
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         for n in 0..60u64 {
             cache
                 .save(&key(&format!("p{n}")), &session(future(n)), Some(1))
@@ -457,9 +443,9 @@ mod tests {
 
     #[test]
     fn long_expired_sessions_are_dropped_with_their_entries() {
-        let dir = Dir::new("expired");
+        let dir = TempDir::new("cache-expired");
         let store = MemoryStore::default();
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         cache.save(&key("old"), &session(1_000), Some(1)).unwrap();
         cache
             .save(&key("new"), &session(future(1)), Some(1))
@@ -489,9 +475,9 @@ mod tests {
 
     #[test]
     fn role_sessions_have_entries_of_their_own_and_go_with_their_source() {
-        let dir = Dir::new("roles");
+        let dir = TempDir::new("cache-roles");
         let store = MemoryStore::default();
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         cache
             .save(&key("work"), &session(future(1)), Some(7))
             .unwrap();
@@ -535,7 +521,7 @@ mod tests {
 
     #[test]
     fn index_lines_from_before_roles_still_read() {
-        let dir = Dir::new("oldindex");
+        let dir = TempDir::new("cache-oldindex");
         let store = MemoryStore::default();
         let exp = future(1);
         let old = format!(
@@ -545,7 +531,7 @@ mod tests {
             .entries
             .borrow_mut()
             .insert("index".into(), old.into_bytes());
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         let index = cache.index();
         assert_eq!(index.len(), 1);
         assert_eq!((index[0].key.role.clone(), index[0].mfa_at), (None, None));
@@ -557,9 +543,9 @@ mod tests {
 
     #[test]
     fn a_session_too_large_for_the_store_says_so() {
-        let dir = Dir::new("large");
+        let dir = TempDir::new("cache-large");
         let store = MemoryStore::default();
-        let cache = Cache::new(&store, &dir.0);
+        let cache = Cache::new(&store, dir.path());
         let mut big = session(future(1));
         big.session_token = Secret::new("A".repeat(3000));
         let e = cache.save(&key("a"), &big, Some(1)).unwrap_err();

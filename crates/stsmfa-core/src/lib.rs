@@ -23,6 +23,8 @@ pub mod session;
 pub mod statedir;
 pub mod store;
 pub mod sts;
+#[cfg(test)]
+mod testkit;
 
 use std::borrow::Cow;
 use std::io::Write;

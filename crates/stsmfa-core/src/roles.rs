@@ -479,20 +479,12 @@ mod tests {
         store: MemoryStore,
         calls: Rc<RefCell<Calls>>,
         asked: Rc<RefCell<usize>>,
-        dir: std::path::PathBuf,
-    }
-
-    impl Drop for World {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        dir: crate::testkit::TempDir,
     }
 
     impl World {
         fn new(name: &str) -> World {
-            let dir =
-                std::env::temp_dir().join(format!("stsmfa-roles-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
+            let dir = crate::testkit::TempDir::new(&format!("roles-{name}"));
             World {
                 store: MemoryStore::default(),
                 calls: Default::default(),
@@ -517,7 +509,7 @@ mod tests {
                 },
                 lock_timeout: Duration::from_secs(1),
                 timeout: Duration::from_secs(30),
-                state_dir: self.dir.clone(),
+                state_dir: self.dir.to_path_buf(),
                 refresh: false,
                 after_miss: false,
                 ykman_account: None,

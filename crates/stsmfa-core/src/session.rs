@@ -670,20 +670,12 @@ mod tests {
         store: MemoryStore,
         calls: Rc<RefCell<Calls>>,
         asked: Rc<RefCell<usize>>,
-        dir: std::path::PathBuf,
-    }
-
-    impl Drop for World {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        dir: crate::testkit::TempDir,
     }
 
     impl World {
         fn new(name: &str) -> World {
-            let dir =
-                std::env::temp_dir().join(format!("stsmfa-session-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
+            let dir = crate::testkit::TempDir::new(&format!("session-{name}"));
             World {
                 store: MemoryStore::default(),
                 calls: Default::default(),
@@ -862,7 +854,7 @@ mod tests {
     fn waiter_reports_the_holders_failure_instead_of_asking() {
         let w = World::new("holderfail");
         let s = settings(&w.dir, Some(SERIAL));
-        let dir = w.dir.clone();
+        let dir = w.dir.to_path_buf();
         let holder = hold_lock(&w.dir, "work", Duration::from_millis(300), move || {
             let f = fail!("AWS answered HTTP 500 (InternalFailure): try again")
                 .hint("AWS had a problem on its side: try again in a minute");
@@ -891,7 +883,7 @@ mod tests {
         let s = settings(&w.dir, Some(SERIAL));
         let old = fail!("AWS answered HTTP 500 (InternalFailure): try again");
         // A failure from before this process began to wait.
-        let dir = w.dir.clone();
+        let dir = w.dir.to_path_buf();
         let holder = hold_lock(&w.dir, "work", Duration::from_millis(200), move || {
             failure::record(&dir, "work", "work", &old, now() - Duration::from_secs(1));
         });
@@ -964,7 +956,7 @@ mod tests {
         // And a failure the other profile left on the device is reported.
         let w = World::new("device2");
         let s = settings(&w.dir, Some(SERIAL));
-        let dir = w.dir.clone();
+        let dir = w.dir.to_path_buf();
         let holder = hold_lock(
             &w.dir,
             &device_lock(SERIAL),
