@@ -69,10 +69,10 @@ def test_complete_protocol_lists_profile_names(home, make_user, command):
     assert partial.stdout.split("\n") == ["work-mfa"], partial.stdout
 
 
-def test_bash_completion_function_completes_profiles(home, make_user):
-    want = _profiles_home(home, make_user)
-    script = r"""
-source <(stsmfa completions bash) || exit 90
+# Sources `$STSMFA completions bash` and asks its function for `stsmfa
+# credential-process <TAB>`, as bash does on TAB.
+COMPLETE_IN_BASH = r"""
+source <("$STSMFA" completions bash) || exit 90
 complete -p stsmfa >/dev/null || exit 91
 COMP_WORDS=(stsmfa credential-process "")
 COMP_CWORD=2
@@ -83,7 +83,11 @@ fn=$(complete -p stsmfa | sed -n 's/.*-F \([^ ]*\).*/\1/p')
 "$fn" stsmfa "" credential-process
 printf '%s\n' "${COMPREPLY[@]}"
 """
-    cp = home.sh(script, shell="bash")
+
+
+def test_bash_completion_function_completes_profiles(home, make_user):
+    want = _profiles_home(home, make_user)
+    cp = home.sh(COMPLETE_IN_BASH, shell="bash", env={"STSMFA": "stsmfa"})
     assert cp.returncode == 0, cp.stderr
     got = set(cp.stdout.splitlines())
     assert want <= got, f"missing {want - got} in {sorted(got)}"
@@ -107,19 +111,6 @@ def _two_profiles(home, make_user) -> set[str]:
     home.add_process_profile("work-mfa", "work")
     return {"work", "work-mfa"}
 
-
-COMPLETE_IN_BASH = r"""
-source <("$STSMFA" completions bash) || exit 90
-complete -p stsmfa >/dev/null || exit 91
-COMP_WORDS=(stsmfa credential-process "")
-COMP_CWORD=2
-COMP_TYPE=9
-COMP_LINE="stsmfa credential-process "
-COMP_POINT=${#COMP_LINE}
-fn=$(complete -p stsmfa | sed -n 's/.*-F \([^ ]*\).*/\1/p')
-"$fn" stsmfa "" credential-process
-printf '%s\n' "${COMPREPLY[@]}"
-"""
 
 
 @pytest.mark.parametrize("dirname", ["my tools", "$(touch pwned)", "it's `touch pwned2`"])

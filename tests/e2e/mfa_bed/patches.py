@@ -801,19 +801,19 @@ def _get_session_token(self: TokenResponse) -> ActionResult:
             raise
         STATE.succeeded[user.name] += 1
 
-    expiration = datetime.datetime.fromtimestamp(
-        minted.expiration, datetime.timezone.utc
-    ).replace(tzinfo=None)
-    return ActionResult(
-        {
-            "Credentials": {
-                "AccessKeyId": minted.access_key_id,
-                "SecretAccessKey": minted.secret_access_key,
-                "SessionToken": minted.session_token,
-                "Expiration": expiration,
-            }
-        }
-    )
+    return ActionResult({"Credentials": _credentials(minted)})
+
+
+def _credentials(minted: Session) -> dict[str, Any]:
+    """The Credentials element of a GetSessionToken or AssumeRole answer."""
+    return {
+        "AccessKeyId": minted.access_key_id,
+        "SecretAccessKey": minted.secret_access_key,
+        "SessionToken": minted.session_token,
+        "Expiration": datetime.datetime.fromtimestamp(
+            minted.expiration, datetime.timezone.utc
+        ).replace(tzinfo=None),
+    }
 
 
 # ----------------------------------------------------------------------- AssumeRole
@@ -941,17 +941,9 @@ def _assume_role(self: TokenResponse) -> ActionResult:
             raise
         STATE.assumed[caller.stats_name] += 1
 
-    expiration = datetime.datetime.fromtimestamp(
-        minted.expiration, datetime.timezone.utc
-    ).replace(tzinfo=None)
     return ActionResult(
         {
-            "Credentials": {
-                "AccessKeyId": minted.access_key_id,
-                "SecretAccessKey": minted.secret_access_key,
-                "SessionToken": minted.session_token,
-                "Expiration": expiration,
-            },
+            "Credentials": _credentials(minted),
             "AssumedRoleUser": {
                 "AssumedRoleId": f"{minted.role_id}:{minted.session_name}",
                 "Arn": minted.arn,

@@ -16,11 +16,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bed_clients import client, long_term, with_session
 from mfa_bed import Bed, BedError, User, free_port, policies, totp
 from mfa_bed.evaluator import (
     Decision,
@@ -53,30 +52,6 @@ def make_user(bed):
         return bed.create_user(f"user{next(_names)}-{os.getpid()}", policy, mfa=mfa)
 
     return make
-
-
-# Client-side parameter validation off: the server's own checks are under test.
-_CONFIG = Config(parameter_validation=False, retries={"max_attempts": 1, "mode": "standard"})
-
-
-def client(bed: Bed, service: str, key_id: str, secret: str, token: str | None = None):
-    return boto3.client(
-        service,
-        endpoint_url=bed.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        aws_session_token=token,
-        config=_CONFIG,
-    )
-
-
-def long_term(bed: Bed, user: User, service: str):
-    return client(bed, service, user.access_key_id, user.secret_access_key)
-
-
-def with_session(bed: Bed, creds: dict, service: str):
-    return client(bed, service, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
 
 def mfa_session(bed: Bed, user: User, **kwargs) -> dict:

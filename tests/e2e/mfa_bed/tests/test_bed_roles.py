@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bed_clients import long_term
+from bed_clients import with_session as with_creds
 from mfa_bed import Bed, BedError, Role, User, policies, totp
 from mfa_bed.evaluator import Decision, evaluate_trust, principal_matches
 
@@ -67,30 +67,6 @@ def make_role(bed):
         )
 
     return make
-
-
-_CONFIG = Config(parameter_validation=False, retries={"max_attempts": 1, "mode": "standard"})
-
-
-def client(bed: Bed, service: str, key_id: str, secret: str, token: str | None = None):
-    return boto3.client(
-        service,
-        endpoint_url=bed.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        aws_session_token=token,
-        config=_CONFIG,
-    )
-
-
-def long_term(bed: Bed, user: User, service: str):
-    return client(bed, service, user.access_key_id, user.secret_access_key)
-
-
-def with_creds(bed: Bed, creds: dict, service: str):
-    key, secret, token = creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
-    return client(bed, service, key, secret, token)
 
 
 def mfa_session(bed: Bed, user: User) -> dict:
