@@ -22,6 +22,9 @@ die() { say "error: $*"; exit 1; }
 
 # ------------------------------------------------------------ system packages
 PACKAGES=(gnome-keyring dbus libsecret-tools keyutils fish zsh tmux python3 python3-venv)
+# Node.js for the AWS SDK for JavaScript v3 (tests/e2e/js); a node already on
+# PATH (nvm, NodeSource) is used as it is.
+command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 missing_pkgs=()
 if command -v dpkg-query >/dev/null; then  # elsewhere: the tool check below says what is missing
     for p in "${PACKAGES[@]}"; do
@@ -41,7 +44,7 @@ if ((${#missing_pkgs[@]})); then
     "${SUDO[@]}" apt-get update -q
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing_pkgs[@]}"
 fi
-for tool in gnome-keyring-daemon dbus-run-session secret-tool keyctl fish zsh tmux python3 stdbuf; do
+for tool in gnome-keyring-daemon dbus-run-session secret-tool keyctl fish zsh tmux python3 stdbuf node npm; do
     command -v "$tool" >/dev/null || die "$tool not found (packages: ${PACKAGES[*]})"
 done
 command -v cargo >/dev/null || die "cargo not found (install Rust with rustup: https://rustup.rs)"
@@ -56,6 +59,16 @@ if [[ ! -x $VENV/bin/python || ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; the
     [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
     printf '%s\n' "$want" > "$STAMP"
+fi
+
+# ------------------------------------------------------------ JavaScript SDK
+JS=$ROOT/tests/e2e/js
+JS_STAMP=$JS/node_modules/.package-lock.sha256
+want=$(sha256sum "$JS/package-lock.json" | cut -d' ' -f1)
+if [[ ! -f $JS_STAMP || $(cat "$JS_STAMP") != "$want" ]]; then
+    say "installing the pinned AWS SDK for JavaScript v3 into tests/e2e/js (npm ci)"
+    npm ci --prefix "$JS" --no-audit --no-fund --loglevel=error
+    printf '%s\n' "$want" > "$JS_STAMP"
 fi
 
 # ------------------------------------------------------------ Rust
