@@ -13,6 +13,6 @@ use stsmfa_core::cli::Cli;
 fn main() -> ExitCode {
     stsmfa_core::harden::no_core_dumps();
     let cli = Cli::parse();
-    stsmfa_core::set_verbose(cli.verbose);
+    stsmfa_core::set_verbose(cli.globals.verbose);
     stsmfa_core::exit(run::run(cli))
 }

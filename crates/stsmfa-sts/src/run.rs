@@ -18,7 +18,7 @@ use stsmfa_core::sts::Sts;
 pub fn run(cli: Cli) -> Result<u8, Fail> {
     if let Some(args) = commands::session_args(&cli.command) {
         let mut settings = commands::settings(args)?;
-        settings.after_miss = cli.after_miss;
+        settings.after_miss = cli.globals.after_miss;
         let code = settings.code.clone();
         let ykman = settings.ykman_account.clone();
         let session = obtain(&settings, &mut || prompt::provider(&code, ykman.as_deref()))?;

@@ -1,4 +1,4 @@
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use std::process::ExitCode;
 use stsmfa_core::cli::Cli;
 
@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     clap_complete::CompleteEnv::with_factory(Cli::command)
         .var(stsmfa_core::COMPLETE_VAR)
         .complete();
-    let cli = Cli::parse();
-    stsmfa_core::set_verbose(cli.verbose);
+    let cli = Cli::parse_args();
+    stsmfa_core::set_verbose(cli.globals.verbose);
     stsmfa_core::exit(stsmfa_core::commands::front(cli))
 }
