@@ -13,7 +13,7 @@
 # Knobs: BENCH_RUNS (default 200), BENCH_WARMUP (20), BENCH_COLD_ROUNDS (5),
 # BENCH_FANOUT (256 cold calls at once), BENCH_HIT_FANOUT (256 hits at once),
 # BENCH_FANOUT_RUNS (20), BENCH_JSON (bench/last-run.json), BENCH_BIN (a prebuilt
-# stsmfa with its stsmfa-sts beside it, instead of `cargo build --release`),
+# stsmfa with its stsmfa-sts beside it, instead of install.sh's release build),
 # BENCH_BASELINE_BIN (another build timed in the same runs). Everything lives in
 # one temporary directory that is removed at the end, together with the test bed,
 # the private D-Bus session and gnome-keyring; keyutils keys live in a private
@@ -242,9 +242,10 @@ if [[ -n ${BENCH_BIN-} ]]; then
     # A build made elsewhere (its stsmfa-sts beside it), e.g. to compare link flags.
     bin=$(realpath "$BENCH_BIN")
 else
-    log "cargo build --release"
-    cargo build --release
-    bin=$root/target/release/stsmfa
+    # What users run: install.sh's release build (the static front on Linux/glibc).
+    log "./install.sh --root target/bench-install (release build)"
+    ./install.sh --root "$root/target/bench-install" --quiet
+    bin=$root/target/bench-install/bin/stsmfa
 fi
 [[ -x $bin ]] || die "no $bin after the build"
 # Which sources were built (read-only git calls).

@@ -21,7 +21,7 @@ say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # ------------------------------------------------------------ system packages
-PACKAGES=(gnome-keyring dbus libsecret-tools keyutils fish zsh tmux python3 python3-venv)
+PACKAGES=(gnome-keyring dbus libsecret-tools keyutils fish zsh tmux python3 python3-venv binutils)
 # Node.js for the AWS SDK for JavaScript v3 (tests/e2e/js); a node already on
 # PATH (nvm, NodeSource) is used as it is.
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)
@@ -100,30 +100,53 @@ if unshare --user --map-root-user true 2>/dev/null; then
     USERNS=(unshare --user --map-root-user)
 fi
 
+# e2e BIN [PYTEST ARGS...]: the e2e tests against the stsmfa binary BIN (empty:
+# target/debug/stsmfa), inside the private keyrings; returns pytest's status.
+e2e() {
+    local bin=$1
+    shift
+    set +e
+    env -i \
+        PATH=/usr/local/bin:/usr/bin:/bin \
+        HOME="$TMP/home" \
+        XDG_RUNTIME_DIR="$TMP/run" \
+        TMPDIR="$TMP/tmp" \
+        LANG=C.UTF-8 \
+        TERM="${TERM:-dumb}" \
+        CI="${CI:-}" \
+        STSMFA_E2E_BIN="$bin" \
+        PYTHONDONTWRITEBYTECODE=1 \
+        STSMFA_E2E_PRIVATE_KEYRINGS=1 \
+        "${USERNS[@]}" keyctl session - \
+        dbus-run-session -- \
+        bash -c '
+            set -e
+            printf testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+            exec "$0" -m pytest -p no:cacheprovider tests/e2e "$@"
+        ' "$VENV/bin/python" "$@" 2>&1 |
+        grep --line-buffered -v -e 'Failed to set fd limit' -e 'Activating service name=.org.freedesktop.secrets' \
+                -e "Successfully activated service 'org.freedesktop.secrets'" -e '^Joined session keyring: '
+    local rc=${PIPESTATUS[0]}
+    set -e
+    return "$rc"
+}
+
 say "e2e tests (private session keyring and D-Bus session with gnome-keyring)"
-set +e
-env -i \
-    PATH=/usr/local/bin:/usr/bin:/bin \
-    HOME="$TMP/home" \
-    XDG_RUNTIME_DIR="$TMP/run" \
-    TMPDIR="$TMP/tmp" \
-    LANG=C.UTF-8 \
-    TERM="${TERM:-dumb}" \
-    CI="${CI:-}" \
-    STSMFA_E2E_BIN="${STSMFA_E2E_BIN:-}" \
-    PYTHONDONTWRITEBYTECODE=1 \
-    STSMFA_E2E_PRIVATE_KEYRINGS=1 \
-    "${USERNS[@]}" keyctl session - \
-    dbus-run-session -- \
-    bash -c '
-        set -e
-        printf testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-        exec "$0" -m pytest -p no:cacheprovider tests/e2e "$@"
-    ' "$VENV/bin/python" "$@" 2>&1 |
-    grep --line-buffered -v -e 'Failed to set fd limit' -e 'Activating service name=.org.freedesktop.secrets' \
-            -e "Successfully activated service 'org.freedesktop.secrets'" -e '^Joined session keyring: '
-status=${PIPESTATUS[0]}
-set -e
+status=0
+e2e "${STSMFA_E2E_BIN:-}" "$@" || status=$?
+
+# The release build users install differs from the debug one in how it is
+# linked (install.sh): check its size and relocations, then run the cache and
+# store tests against it. Only on a full run (no pytest arguments).
+if [[ $status == 0 && $# == 0 && -z ${STSMFA_E2E_BIN:-} ]]; then
+    say "the release stsmfa (tests/front-binary.sh), then the cache and store e2e tests against it"
+    if ! tests/front-binary.sh; then
+        status=1
+    elif ! e2e "$ROOT/target/front-check/bin/stsmfa" -q -k 'test_credential_process or test_stores'; then
+        say "e2e tests against the release stsmfa FAILED"
+        status=1
+    fi
+fi
 
 if [[ $status == 0 ]]; then
     # The README's try-it-now demo doubles as a smoke test of the whole story.
