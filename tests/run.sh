@@ -125,7 +125,8 @@ e2e() {
             exec "$0" -m pytest -p no:cacheprovider tests/e2e "$@"
         ' "$VENV/bin/python" "$@" 2>&1 |
         grep --line-buffered -v -e 'Failed to set fd limit' -e 'Activating service name=.org.freedesktop.secrets' \
-                -e "Successfully activated service 'org.freedesktop.secrets'" -e '^Joined session keyring: '
+                -e "Successfully activated service 'org.freedesktop.secrets'" -e '^Joined session keyring: ' \
+                -e 'became a monitor' -e 'Monitoring connection .* closed'
     local rc=${PIPESTATUS[0]}
     set -e
     return "$rc"

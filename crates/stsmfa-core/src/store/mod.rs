@@ -2,6 +2,8 @@
 
 mod auto;
 mod keyring;
+#[cfg(target_os = "linux")]
+mod secret_service;
 
 #[cfg(test)]
 pub mod memory;
