@@ -7,6 +7,7 @@ mod keyring;
 pub mod memory;
 
 pub use auto::Auto;
+pub use keyring::platform_stores;
 
 use crate::error::Fail;
 use crate::fail;
