@@ -40,12 +40,14 @@ pub fn check(aws: &dyn Aws) -> (Check, bool) {
     }
 }
 
-/// Seconds the local clock is behind (negative: ahead of) STS's.
+/// Seconds the local clock is behind (negative: ahead of) STS's, both in
+/// whole seconds as the `Date` header has them.
 fn skew_secs(server: SystemTime, local: SystemTime) -> i64 {
-    match server.duration_since(local) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    };
+    secs(server) - secs(local)
 }
 
 fn judge(skew: i64) -> Check {
