@@ -30,8 +30,13 @@ FILES = [
 ]
 
 
+# dpkg runs ldconfig and start-stop-daemon from the sbin directories.
+DPKG_ENV = {**os.environ, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
 def _run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=DPKG_ENV)
 
 
 @pytest.fixture(scope="module")

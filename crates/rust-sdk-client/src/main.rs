@@ -1,6 +1,9 @@
 //! `rust-sdk-client PROFILE ROLE_ARN`: what a Rust tool does with a profile
 //! whose `credential_process` is stsmfa. The SDK's default chain runs the
-//! process (and gives it its own time limit); the client then calls
+//! process under its identity cache's load timeout: older SDK releases gave
+//! it 5 s, the one pinned here derives about 20 s from its retry and timeout
+//! settings, and a tool may set its own, which `RUST_SDK_LOAD_TIMEOUT=SECS`
+//! does here as such a tool would. The client then calls
 //! GetCallerIdentity and AssumeRole (which the bed allows only with MFA)
 //! and prints `key=value` lines, never a secret. A failure prints the SDK's
 //! error chain on stderr and exits 1.
@@ -31,15 +34,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(profile: &str, role_arn: &str) -> Result<(), String> {
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .profile_name(profile)
-        .load()
-        .await;
-    let provider = conf
-        .credentials_provider()
-        .ok_or("no credentials provider")?;
-    let creds = provider.provide_credentials().await.map_err(chain)?;
-    println!("access_key_id={}", creds.access_key_id());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).profile_name(profile);
+    if let Some(secs) = std::env::var("RUST_SDK_LOAD_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        loader = loader.identity_cache(
+            aws_config::identity::IdentityCache::lazy()
+                .load_timeout(std::time::Duration::from_secs(secs))
+                .build(),
+        );
+    }
+    let conf = loader.load().await;
+    // The client's own calls first: they go through the SDK's identity
+    // cache, which bounds loading credentials (5 s by default), as in any tool.
     let sts = aws_sdk_sts::Client::new(&conf);
     let who = sts.get_caller_identity().send().await.map_err(chain)?;
     println!("arn={}", who.arn().unwrap_or_default());
@@ -50,8 +58,18 @@ async fn run(profile: &str, role_arn: &str) -> Result<(), String> {
         .send()
         .await
         .map_err(chain)?;
-    let assumed = role.assumed_role_user().map(|u| u.arn()).unwrap_or_default();
+    let assumed = role
+        .assumed_role_user()
+        .map(|u| u.arn())
+        .unwrap_or_default();
     println!("assumed_role_arn={assumed}");
+    // Then the key the session has (the provider asked directly, outside that
+    // cache: stsmfa answers from its own cache now).
+    let provider = conf
+        .credentials_provider()
+        .ok_or("no credentials provider")?;
+    let creds = provider.provide_credentials().await.map_err(chain)?;
+    println!("access_key_id={}", creds.access_key_id());
     Ok(())
 }
 
