@@ -100,7 +100,7 @@ pub fn checks(
 }
 
 fn profile_line(asked: &str, s: &Settings) -> String {
-    let chain: Vec<&str> = s.roles.iter().map(|r| r.profile.as_str()).collect();
+    let chain: Vec<&str> = s.roles.iter().map(|r| r.arn.as_str()).collect();
     match (asked == s.profile, chain.is_empty()) {
         (true, _) => format!("profile {asked}: a source profile with long-term keys"),
         (false, true) => format!(
@@ -108,8 +108,7 @@ fn profile_line(asked: &str, s: &Settings) -> String {
             s.profile
         ),
         (false, false) => format!(
-            "profile {asked}: role chain {} > {}, from source profile {}",
-            s.profile,
+            "profile {asked} assumes {} with the session of source profile {}",
             chain.join(" > "),
             s.profile
         ),
@@ -417,6 +416,18 @@ mod tests {
             .unwrap();
         assert_eq!(key.status, Status::Warn);
         assert!(key.fix[0].starts_with("chmod 600"));
+    }
+
+    #[test]
+    fn a_role_profile_names_its_chain_and_source() {
+        let cfg = "[profile admin]\nrole_arn = arn:aws:iam::123456789012:role/Admin\nsource_profile = work\n";
+        let (out, s) = run(cfg, |_| {}, "admin");
+        assert_eq!(s.unwrap().roles.len(), 1);
+        assert!(
+            out.iter().any(|c| c.message
+                == "profile admin assumes admin with the session of source profile work"),
+            "{out:?}"
+        );
     }
 
     #[test]
