@@ -425,7 +425,7 @@ mod tests {
         assert_eq!(s.unwrap().roles.len(), 1);
         assert!(
             out.iter().any(|c| c.message
-                == "profile admin assumes admin with the session of source profile work"),
+                == "profile admin assumes arn:aws:iam::123456789012:role/Admin with the session of source profile work"),
             "{out:?}"
         );
     }
