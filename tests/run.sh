@@ -22,6 +22,10 @@ die() { say "error: $*"; exit 1; }
 
 # ------------------------------------------------------------ system packages
 PACKAGES=(gnome-keyring dbus libsecret-tools keyutils fish zsh tmux python3 python3-venv binutils)
+# The AWS CLI v2 (Debian's awscli, /usr/bin/aws; the venv's v1 `aws` comes
+# first on PATH in the tests, which call v2 by its full path), and man for
+# the Debian package's test.
+PACKAGES+=(awscli man-db)
 # Node.js for the AWS SDK for JavaScript v3 (tests/e2e/js); a node already on
 # PATH (nvm, NodeSource) is used as it is.
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)
@@ -48,6 +52,10 @@ for tool in gnome-keyring-daemon dbus-run-session secret-tool keyctl fish zsh tm
     command -v "$tool" >/dev/null || die "$tool not found (packages: ${PACKAGES[*]})"
 done
 command -v cargo >/dev/null || die "cargo not found (install Rust with rustup: https://rustup.rs)"
+if [[ -e /usr/bin/aws ]]; then  # elsewhere the e2e tests say it is missing
+    aws_v2=$(/usr/bin/aws --version 2>&1) || die "/usr/bin/aws --version failed: $aws_v2"
+    [[ $aws_v2 == aws-cli/2.* ]] || die "/usr/bin/aws is not the AWS CLI v2: $aws_v2"
+fi
 
 # ------------------------------------------------------------ Python venv
 VENV=$ROOT/target/e2e-venv
@@ -84,6 +92,26 @@ if [[ -n $sdk_in_front ]]; then
 fi
 say "cargo test"
 cargo test
+
+# ------------------------------------------------------------ Debian package
+# Built from the debug build above (no second, release build), stripped and
+# quickly compressed; tests/e2e/test_debian_package.py installs it with dpkg.
+# A cargo-deb of that version already on PATH is used; else it is installed
+# once into target/cargo-deb (about 2 minutes).
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB=$(command -v cargo-deb || true)
+if [[ -z $CARGO_DEB || $("$CARGO_DEB" --version 2>/dev/null) != "cargo-deb $CARGO_DEB_VERSION" ]]; then
+    CARGO_DEB=$ROOT/target/cargo-deb/bin/cargo-deb
+fi
+if [[ ! -x $CARGO_DEB || $("$CARGO_DEB" --version) != "cargo-deb $CARGO_DEB_VERSION" ]]; then
+    say "installing cargo-deb $CARGO_DEB_VERSION into target/cargo-deb"
+    cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION" --root "$ROOT/target/cargo-deb"
+fi
+say "building the Debian package (cargo deb) from the debug build"
+packaging/deb-assets.sh target/debug
+rm -rf target/debian
+"$CARGO_DEB" -p stsmfa --no-build --profile dev --strip --no-dbgsym --fast --output target/debian/ >/dev/null
+ls target/debian/stsmfa_*.deb >/dev/null || die "cargo deb made no target/debian/stsmfa_*.deb"
 
 # ------------------------------------------------------------ e2e, private keyrings
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/stsmfa-e2e.XXXXXX")

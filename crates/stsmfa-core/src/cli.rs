@@ -136,6 +136,15 @@ pub enum Command {
         after_help = "Example:\n  stsmfa man > /usr/local/share/man/man1/stsmfa.1"
     )]
     Man,
+
+    // ---- doctor
+    /// Check the setup in order: config, store, code source, clock, identity and
+    /// device, policy, cached sessions; one line each with the fix.
+    #[command(
+        after_help = "Exit status: 0 when no check fails, 1 otherwise.\n\nExamples:\n  stsmfa doctor work\n  stsmfa doctor work --json | jq '.checks[] | select(.status != \"ok\")'"
+    )]
+    Doctor(DoctorArgs),
+    // ---- end doctor
 }
 
 /// Options shared by every command that gets a session.
@@ -255,6 +264,28 @@ pub struct EnrollArgs {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 }
+
+// ---- doctor
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The profile to check: a source profile, a role profile, or one whose
+    /// credential_process runs stsmfa (default: $AWS_PROFILE, else default).
+    #[arg(value_name = "PROFILE", add = profile_candidates())]
+    pub profile: Option<String>,
+
+    /// Machine-readable output: one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which store to check [env: STSMFA_STORE].
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub store: Option<StoreChoice>,
+
+    /// AWS region for STS [env: AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+// ---- end doctor
 
 #[derive(Debug, Args)]
 pub struct InitArgs {

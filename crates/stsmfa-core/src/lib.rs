@@ -9,6 +9,7 @@ pub mod codes;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod doctor_report;
 pub mod error;
 pub mod exec;
 pub mod failure;

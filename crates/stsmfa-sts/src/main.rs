@@ -3,6 +3,7 @@
 //! small; it takes the same command line.
 
 mod aws;
+mod doctor;
 mod enroll;
 mod run;
 

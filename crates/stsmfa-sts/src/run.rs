@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
     match cli.command {
         Command::Enroll(args) => crate::enroll::enroll(&args),
         Command::Man => man(),
+        Command::Doctor(args) => crate::doctor::doctor(&args),
         other => commands::light(other),
     }
 }

@@ -205,6 +205,11 @@ class Bed:
     def virtual_devices(self) -> list[str]:
         return self._call("GET", "virtual-devices")
 
+    def set_clock_skew(self, access_key_id: str, seconds: float) -> None:
+        """Replies to requests signed with this key get a `Date` header `seconds` off
+        (positive: the server is ahead, so the client's clock looks behind); 0 undoes it."""
+        self._call("POST", "clock-skew", {"access_key_id": access_key_id, "seconds": seconds})
+
     # ------------------------------------------------------------------ helpers
 
     def client_env(self, **extra: str) -> dict[str, str]:

@@ -32,6 +32,7 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
     }
     match cli.command {
         Command::Enroll(_) | Command::Man => handoff(false),
+        Command::Doctor(args) => handoff(false).or_else(|e| no_full_binary(&args, &e)),
         other => light(other),
     }
 }
@@ -119,6 +120,17 @@ fn handoff(after_miss: bool) -> Result<u8, Fail> {
         let status = cmd.status().map_err(missing)?;
         Ok(status.code().map(|c| (c & 0xff) as u8).unwrap_or(1))
     }
+}
+
+/// `doctor` without `stsmfa-sts`, which runs the checks: that is the
+/// finding, reported as doctor reports it.
+fn no_full_binary(args: &crate::cli::DoctorArgs, fail: &Fail) -> Result<u8, Fail> {
+    use crate::doctor_report::{Check, Report};
+    let report = Report {
+        profile: config::profile_name(args.profile.as_deref(), &crate::real_env),
+        checks: vec![Check::from_fail("install", fail)],
+    };
+    Ok(report.print(args.json))
 }
 
 /// The settings of a session command, from its options, the environment and

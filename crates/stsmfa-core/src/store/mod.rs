@@ -9,6 +9,7 @@ mod secret_service;
 pub mod memory;
 
 pub use auto::Auto;
+pub use keyring::platform_stores;
 
 use crate::error::Fail;
 use crate::fail;
