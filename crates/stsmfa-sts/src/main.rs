@@ -5,6 +5,7 @@
 mod aws;
 mod enroll;
 mod run;
+mod server;
 
 use clap::Parser;
 use std::process::ExitCode;
