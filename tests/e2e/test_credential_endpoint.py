@@ -547,11 +547,12 @@ def test_sts_down_during_a_renewal_fails_the_call_with_the_message_and_no_busy_c
     code, stderr = s.stop()
     assert len(re.findall(r"could not renew the session", stderr)) == 1, stderr
     assert "renewed the session again" in stderr
-    # About 12 s of failing and a request every 0.3 s or so: one renewal per
-    # 5 s at most (the failing ones and the one that worked), not one per request.
+    # About 12 s of failing, with requests whenever one was not waiting for
+    # a renewal: one renewal per 5 s at most (the failing ones and the one
+    # that worked), not one per request.
     requests = len(re.findall(r"endpoint: GET /credentials 500", stderr))
     renewals = len(re.findall(r"renewing the session \(renewal", stderr))
-    assert requests >= 8 and renewals <= 4, (requests, renewals, stderr)
+    assert requests > renewals and renewals <= 4, (requests, renewals, stderr)
     assert home.calls(prof.log) == 1 and sts_ok(bed, user) == 1, "role renewals need no code"
 
 
