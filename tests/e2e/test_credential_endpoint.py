@@ -33,6 +33,7 @@ from mfa_bed import policies
 
 from fake_endpoints import sts_error_xml
 from harness import REPO, VENV_BIN, missing, sts_ok, wait_until
+from pty_driver import PtyProcess
 
 JS_DIR = REPO / "tests" / "e2e" / "js"
 
@@ -600,3 +601,55 @@ def test_requests_wait_while_the_code_is_awaited(home, user, bed, short_sessions
     assert [a[0] for a in answers] == [200] * 5, answers
     assert time.monotonic() - began >= 2.5
     assert home.calls(prof.log) == 2
+
+
+# ---------------------------------------------------------------------------
+# The terminal CMD was started from
+
+
+FETCH_TWICE = r"""
+import json, os, sys, time, urllib.request
+def key():
+    req = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"])
+    req.add_header("Authorization", os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
+    with urllib.request.urlopen(req, timeout=90) as r:
+        return json.loads(r.read())["AccessKeyId"]
+first = key()
+time.sleep(float(sys.argv[1]))
+print("KEYS", first, key(), flush=True)
+import signal
+signal.signal(signal.SIGINT, lambda *a: print("SIGINT", flush=True))
+print("READY", flush=True)
+signal.pause()
+time.sleep(0.5)
+sys.exit(3)
+"""
+
+
+def test_a_renewal_asks_on_the_terminal_cmd_was_started_from_and_ctrl_c_reaches_cmd_once(
+    home, user, bed, short_sessions
+):
+    sts = short_sessions(GetSessionToken=8)
+    through(home, sts, "4s")
+    home.add_source_profile("work", user, mfa_process=False)
+    script = home.tools / "fetch_twice.py"
+    script.write_text(FETCH_TWICE)
+    term = PtyProcess([str(home.bin), "exec", "--server", "work", "--", str(VENV_BIN / "python"), str(script), "5"],
+                      env=home._env({"TERM": "dumb"}), cwd=home.root)
+    try:
+        term.expect(r"MFA code for profile work", timeout=30)
+        term.sendline(home.code(user))
+        # The session is stale after 4 s: the request waits while stsmfa asks again.
+        term.expect(r"MFA code for profile work", timeout=60)
+        term.sendline(home.code(user))
+        m = term.expect(r"KEYS (\S+) (\S+)", timeout=60)
+        assert m.group(1) != m.group(2), term.text
+        term.expect("READY")
+        term.send("\x03")  # Ctrl-C: SIGINT from the terminal to its foreground group
+        term.expect("SIGINT")
+        rc = term.wait(timeout=15)
+    finally:
+        term.close()
+    assert rc == 3, term.text
+    assert term.text.count("SIGINT") == 1, f"Ctrl-C reached CMD more than once:\n{term.text}"
+    assert sts_ok(bed, user) == 2
