@@ -31,6 +31,7 @@ import pytest
 
 from mfa_bed import policies
 
+from assertions import assert_error
 from fake_endpoints import sts_error_xml
 from harness import REPO, VENV_BIN, missing, sts_ok, wait_until
 from pty_driver import PtyProcess
@@ -366,8 +367,13 @@ def test_exec_server_gives_the_endpoint_and_no_static_keys(home, user, bed, aws_
     env = {"AWS_PROFILE": "work", "AWS_ACCESS_KEY_ID": "AKIASTALE", "AWS_SECRET_ACCESS_KEY": "stale",
            "AWS_SESSION_TOKEN": "stale", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/creds",
            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "/nonexistent"}
-    cp = home.run("exec", "--server", "work", "--", "sh", "-c", probe, env=env)
+    cached = home.credential_process("work")
+    cp = home.run("-v", "exec", "--server", "work", "--", "sh", "-c", probe, env=env)
     assert cp.returncode == 0, cp.stderr
+    # A cache hit too is served by the endpoint in stsmfa-sts, never by the
+    # small binary exec()ing CMD with fixed keys.
+    assert "handing over to" in cp.stderr, cp.stderr
+    assert cached["SecretAccessKey"] not in cp.stdout + cp.stderr
     url, token, profile = cp.stdout.splitlines()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/credentials", url), url
     assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", token), "the token is not 32+ random bytes in base64url"
@@ -653,3 +659,14 @@ def test_a_renewal_asks_on_the_terminal_cmd_was_started_from_and_ctrl_c_reaches_
     assert rc == 3, term.text
     assert term.text.count("SIGINT") == 1, f"Ctrl-C reached CMD more than once:\n{term.text}"
     assert sts_ok(bed, user) == 2
+
+
+def test_serve_on_a_port_in_use_is_one_clear_error_before_any_code(home, user, bed):
+    prof = home.add_source_profile("work", user)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        cp = home.run("serve", "work", "--port", str(port))
+    assert_error(cp, f"cannot listen on 127.0.0.1:{port}", "--port", hint=True)
+    assert home.calls(prof.log) == 0 and sts_ok(bed, user) == 0

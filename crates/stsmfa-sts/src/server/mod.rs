@@ -105,9 +105,20 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    /// Gets the first session (asking for a code now if one is needed),
-    /// then listens on 127.0.0.1:`port` (0: any free port).
+    /// Listens on 127.0.0.1:`port` (0: any free port), then gets the first
+    /// session (asking for a code now if one is needed), then serves.
     fn start(mut settings: Settings, port: u16) -> Result<Endpoint, Fail> {
+        // A port in use is found before a code is spent.
+        let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
+            fail!("cannot listen on 127.0.0.1:{port}: {e}")
+                .hint("choose another --port, or leave it out for any free one")
+        })?;
+        let port = server
+            .server_addr()
+            .to_ip()
+            .map(|a| a.port())
+            .ok_or_else(|| fail!("the endpoint has no TCP port"))?;
+
         let first = obtain_with_profile_code(&settings)?;
         // `--refresh` is for the first session only.
         settings.refresh = false;
@@ -122,15 +133,6 @@ impl Endpoint {
         let coordinator =
             Arc::new(Coordinator::new(source, timing, SystemTime::now).with_session(first));
 
-        let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
-            fail!("cannot listen on 127.0.0.1:{port}: {e}")
-                .hint("choose another --port, or leave it out for any free one")
-        })?;
-        let port = server
-            .server_addr()
-            .to_ip()
-            .map(|a| a.port())
-            .ok_or_else(|| fail!("the endpoint has no TCP port"))?;
         let token = http::new_token()?;
         let url = format!("http://127.0.0.1:{port}{}", http::PATH);
         stsmfa_core::diag(&format!(
