@@ -442,6 +442,12 @@ def test_only_the_token_on_loopback_gets_anything(home, user, bed, serving):
     assert cred["AccessKeyId"] not in stderr, "key IDs are logged masked"
     assert re.search(r"endpoint: GET /credentials 200 ASIA…\w{4}", stderr), stderr
     assert "endpoint: GET /credentials 403" in stderr and "endpoint: POST /credentials 405" in stderr
+    # Nor in any file under HOME, the state directory, TMPDIR or the tools.
+    for path in home.root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            for secret in (s.token, cred["SecretAccessKey"], cred["Token"]):
+                assert secret.encode() not in data, f"a secret in {path}"
 
 
 def test_a_second_user_gets_nothing(home, user, bed, serving):
