@@ -101,9 +101,10 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 }
 
 /// Catches SIGINT, SIGTERM and SIGHUP (from before CMD starts, so none is
-/// lost or kills stsmfa first) and passes on those another process sent.
-/// One the terminal sent (Ctrl-C) already reached CMD, which is in the
-/// terminal's foreground process group too: passing it on would deliver it
+/// lost or kills stsmfa first) and passes on those another process sent,
+/// as sudo does. One the terminal sent (Ctrl-C, a hangup) already reached
+/// CMD, which is in the terminal's foreground process group too, and so did
+/// one CMD sent its own process group: passing those on would deliver them
 /// twice.
 #[cfg(unix)]
 struct Forwarder {
@@ -129,7 +130,8 @@ impl Forwarder {
         let handle = self.signals.handle();
         let thread = std::thread::spawn(move || {
             for origin in self.signals.forever() {
-                if matches!(origin.cause, Cause::Kernel) {
+                let from_cmd = origin.process.is_some_and(|p| p.pid as u32 == pid);
+                if matches!(origin.cause, Cause::Kernel) || from_cmd {
                     continue;
                 }
                 // SAFETY: kill(2) of our own child, which is not reaped
