@@ -150,3 +150,39 @@ impl Forwarding {
         let _ = self.thread.join();
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, set: &[(&'static str, String)], unset: &[&str]) -> u8 {
+        run(&["sh".into(), "-c".into(), script.into()], set, unset).unwrap()
+    }
+
+    #[test]
+    fn the_exit_code_and_a_deadly_signal_come_back() {
+        assert_eq!(sh("exit 0", &[], &[]), 0);
+        assert_eq!(sh("exit 42", &[], &[]), 42);
+        assert_eq!(sh("kill -TERM $$", &[], &[]), 128 + 15);
+        assert_eq!(sh("kill -HUP $$", &[], &[]), 128 + 1);
+    }
+
+    #[test]
+    fn cmd_gets_the_variables_and_loses_the_others() {
+        // SAFETY: no other test of this binary reads or writes this variable.
+        unsafe { std::env::set_var("STSMFA_TEST_CHILD_UNSET", "stale") };
+        let code = sh(
+            r#"[ "$STSMFA_TEST_CHILD_SET" = fresh ] && [ -z "${STSMFA_TEST_CHILD_UNSET+x}" ]"#,
+            &[("STSMFA_TEST_CHILD_SET", "fresh".into())],
+            &["STSMFA_TEST_CHILD_UNSET"],
+        );
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn a_missing_command_is_a_clear_error() {
+        let e = run(&["definitely-not-a-command-xyz".into()], &[], &[]).unwrap_err();
+        assert!(e.message.contains("cannot run"), "{}", e.message);
+        assert!(!e.hints.is_empty());
+    }
+}

@@ -242,3 +242,55 @@ fn respond<S: renew::Source>(
     // A client that gave up (an SDK's timeout) is no error of ours.
     let _ = rq.respond(response);
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use stsmfa_core::output::EnvFormat;
+
+    #[test]
+    fn serve_lines_set_the_endpoint_and_unset_static_keys_in_sh() {
+        let e = Endpoint {
+            url: "http://127.0.0.1:40123/credentials".into(),
+            token: Secret::new("tok-abc_123".into()),
+        };
+        let lines = output::env_lines_unsetting(&e.variables(), &UNSET, EnvFormat::Sh).unwrap();
+        let script = lines
+            + r#"printf '%s|%s|%s|%s\n' "$AWS_CONTAINER_CREDENTIALS_FULL_URI" "$AWS_CONTAINER_AUTHORIZATION_TOKEN" "${AWS_PROFILE-unset}" "${AWS_SECRET_ACCESS_KEY-unset}""#;
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("AWS_PROFILE", "work")
+            .env("AWS_SECRET_ACCESS_KEY", "stale")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "http://127.0.0.1:40123/credentials|tok-abc_123|unset|unset\n"
+        );
+    }
+
+    #[test]
+    fn the_margin_is_the_role_sessions_for_a_role_profile() {
+        use stsmfa_core::profiles::{FileKind, ProfileSet};
+        let config = "[profile work]\nmfa_serial = arn:aws:iam::111122223333:mfa/a\n\
+                      [profile admin]\nrole_arn = arn:aws:iam::444455556666:role/A\n\
+                      source_profile = work\nduration_seconds = 900\n";
+        let creds = "[work]\naws_access_key_id = AKIAEXAMPLEEXAMPLE12\naws_secret_access_key = s\n";
+        let profiles =
+            ProfileSet::parse(&[(FileKind::Config, config), (FileKind::Credentials, creds)])
+                .unwrap();
+        let env = |k: &str| match k {
+            "STSMFA_STATE_DIR" => Some("/nonexistent/state".to_string()),
+            "STSMFA_MIN_TTL" => Some("20m".to_string()),
+            _ => None,
+        };
+        let opts = stsmfa_core::cli::SessionOpts::default();
+        let source = stsmfa_core::config::resolve(Some("work"), &opts, &env, &profiles).unwrap();
+        assert_eq!(margin(&source), Duration::from_secs(1200));
+        // A 900 s role session cannot keep a 20-minute margin: a third of it.
+        let role = stsmfa_core::config::resolve(Some("admin"), &opts, &env, &profiles).unwrap();
+        assert_eq!(margin(&role), Duration::from_secs(300));
+    }
+}
