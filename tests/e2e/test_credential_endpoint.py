@@ -33,6 +33,7 @@ from mfa_bed import policies
 
 from assertions import assert_error
 from fake_endpoints import sts_error_xml
+from fake_programs import fake_program, read_json_lines
 from harness import REPO, VENV_BIN, missing, sts_ok, wait_until
 from pty_driver import PtyProcess
 
@@ -676,3 +677,22 @@ def test_serve_on_a_port_in_use_is_one_clear_error_before_any_code(home, user, b
         cp = home.run("serve", "work", "--port", str(port))
     assert_error(cp, f"cannot listen on 127.0.0.1:{port}", "--port", hint=True)
     assert home.calls(prof.log) == 0 and sts_ok(bed, user) == 0
+
+
+def test_a_renewal_asks_ykman_when_the_profile_says_so(home, user, bed, short_sessions, serving):
+    """The profile's code source for a renewal: `stsmfa_prompt = ykman` (a
+    fake ykman first on PATH), with no terminal."""
+    sts = short_sessions(GetSessionToken=8)
+    through(home, sts, "4s")
+    fakes = home.root / "fakes"
+    log = home.tools / "ykman.log"
+    fake_env = fake_program(fakes, "ykman", home._seed_file(user), log, output="AWS:alice  {code}")
+    home.add_source_profile("work", user, mfa_process=False, extra={"stsmfa_prompt": "ykman"})
+    s = serving(home, "work", env={**fake_env, "PATH": f"{fakes}:{home.env['PATH']}"})
+    first = json.loads(s.get()[1])["AccessKeyId"]
+    time.sleep(4.5)
+    status, body = s.get(timeout=90)  # may wait for the next 30-second code
+    assert status == 200, body
+    assert json.loads(body)["AccessKeyId"] != first
+    assert [c["argv"] for c in read_json_lines(log)] == [["oath", "accounts", "code", "-s", user.serial]] * 2
+    assert sts_ok(bed, user) == 2
