@@ -595,7 +595,11 @@ def test_no_way_to_ask_for_a_code_is_one_error_line_and_an_answer_naming_the_fix
     assert "no terminal" in msg and "mfa_process" in msg and "--mfa-code" in msg, msg
     assert sts.count("GetSessionToken") == 1, "nothing was sent to STS without a code"
     code, stderr = s.stop()
-    assert len(re.findall(r"could not renew the session", stderr)) == 1, stderr
+    lines = stderr.splitlines()
+    logged = [ln for ln in lines if "could not renew the session" in ln]
+    assert len(logged) == 1 and logged[0].startswith("stsmfa: warning: "), stderr
+    assert "mfa_process" in logged[0], logged
+    assert not any(ln.startswith("hint:") for ln in lines), stderr
 
 
 def test_requests_wait_while_the_code_is_awaited(home, user, bed, short_sessions, serving):
