@@ -143,12 +143,17 @@ impl<S: Source> Coordinator<S> {
                 Answer::Session(session)
             }
             Err(fail) => {
-                // One line per stretch of failures, not one per request.
+                // One line per stretch of failures, not one per request
+                // (its hints on it too, as in the answer).
                 if first_failure {
-                    stsmfa_core::warn_fail(
-                        "the credential endpoint could not renew the session: ",
-                        &fail,
+                    let mut line = format!(
+                        "the credential endpoint could not renew the session: {}",
+                        fail.message
                     );
+                    for hint in &fail.hints {
+                        line += &format!("; hint: {hint}");
+                    }
+                    stsmfa_core::warn(&line);
                 }
                 st.failed = Some(Failed {
                     fail: copy(&fail),
