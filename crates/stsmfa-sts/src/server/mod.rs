@@ -73,10 +73,11 @@ pub fn exec(args: &ExecArgs) -> Result<u8, Fail> {
 pub fn serve(args: &ServeArgs) -> Result<u8, Fail> {
     let settings = commands::settings(&args.base)?;
     let profile = settings.served_profile().to_owned();
+    let endpoint = Endpoint::start(settings, args.port.unwrap_or(0))?;
+    // Caught only now: Ctrl-C at the first code prompt ends stsmfa as usual.
     #[cfg(unix)]
     let mut stop = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
         .map_err(|e| fail!("cannot catch signals: {e}"))?;
-    let endpoint = Endpoint::start(settings, args.port.unwrap_or(0))?;
     stsmfa_core::emit(&output::env_lines_unsetting(
         &endpoint.variables(),
         &UNSET,
