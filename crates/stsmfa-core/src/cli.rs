@@ -102,7 +102,7 @@ pub enum Command {
 
     /// Run a command with the session in its environment (no command: $SHELL).
     #[command(
-        after_help = "Examples:\n  stsmfa exec work -- terraform plan\n  stsmfa exec work                 # a shell with the session loaded"
+        after_help = "Examples:\n  stsmfa exec work -- terraform plan\n  stsmfa exec work                 # a shell with the session loaded\n  stsmfa exec --server prod-admin -- terraform apply   # renewed as it runs"
     )]
     Exec(ExecArgs),
 
@@ -130,6 +130,13 @@ pub enum Command {
     )]
     Completions(CompletionsArgs),
 
+    // --- the credential endpoint (exec --server, serve) ---
+    /// Serve the session on a loopback endpoint that SDKs renew from (for other tools).
+    #[command(
+        after_help = "Examples:\n  stsmfa serve work                  # prints the two variables to export, then serves\n  stsmfa serve prod-admin --port 9911 --format fish\n\nThe endpoint listens on 127.0.0.1 only; stop it with Ctrl-C."
+    )]
+    Serve(ServeArgs),
+    // --- end of the credential endpoint ---
     /// Print the man page (roff) on stdout.
     #[command(
         hide = true,
@@ -209,7 +216,30 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+
+    // --- the credential endpoint ---
+    /// Give CMD a loopback credential endpoint instead of fixed keys, so its SDKs
+    /// renew the session themselves (for jobs longer than a session).
+    #[arg(long)]
+    pub server: bool,
+    // --- end of the credential endpoint ---
 }
+
+// --- the credential endpoint ---
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub base: ProfileArgs,
+
+    /// Port on 127.0.0.1 to listen on (default: one the system picks).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// Syntax of the lines that export the endpoint's two variables.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Sh)]
+    pub format: EnvFormat,
+}
+// --- end of the credential endpoint ---
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

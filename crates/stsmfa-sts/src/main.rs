@@ -6,6 +6,7 @@ mod aws;
 mod doctor;
 mod enroll;
 mod run;
+mod server;
 
 use clap::Parser;
 use std::process::ExitCode;

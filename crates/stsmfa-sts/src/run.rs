@@ -25,6 +25,8 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
         return commands::deliver(&cli.command, &settings, &session);
     }
     match cli.command {
+        Command::Exec(args) if args.server => crate::server::exec(&args),
+        Command::Serve(args) => crate::server::serve(&args),
         Command::Enroll(args) => crate::enroll::enroll(&args),
         Command::Man => man(),
         Command::Doctor(args) => crate::doctor::doctor(&args),

@@ -33,6 +33,8 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
     match cli.command {
         Command::Enroll(_) | Command::Man => handoff(false),
         Command::Doctor(args) => handoff(false).or_else(|e| no_full_binary(&args, &e)),
+        // The credential endpoint runs in stsmfa-sts, never through execve here.
+        Command::Exec(_) | Command::Serve(_) => handoff(false),
         other => light(other),
     }
 }
@@ -44,16 +46,17 @@ pub fn light(command: Command) -> Result<u8, Fail> {
         Command::Clear(args) => status::clear(&args),
         Command::Init(args) => setup::init(args.shell),
         Command::Completions(args) => setup::completions(args.shell),
-        _ => unreachable!("session commands, enroll and man are dispatched before"),
+        _ => unreachable!("session commands, the endpoint, enroll and man are dispatched before"),
     }
 }
 
-/// The profile arguments of the commands that hand out a session.
+/// The profile arguments of the commands that hand out a session once
+/// (`exec --server` and `serve` hand it out for as long as they run).
 pub fn session_args(command: &Command) -> Option<&ProfileArgs> {
     match command {
         Command::CredentialProcess(args) => Some(args),
         Command::Env(args) => Some(&args.base),
-        Command::Exec(args) => Some(&args.base),
+        Command::Exec(args) if !args.server => Some(&args.base),
         _ => None,
     }
 }
