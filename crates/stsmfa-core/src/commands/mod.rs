@@ -21,6 +21,13 @@ use std::time::SystemTime;
 pub fn front(cli: Cli) -> Result<u8, Fail> {
     if let Some(args) = session_args(&cli.command) {
         let settings = settings(args)?;
+        // While another process renews this session, reading the store can
+        // only miss; with the Secret Service that read is a D-Bus session of
+        // its own, and 256 of them at once queue up in the keyring daemon.
+        if renewal_in_progress(&settings) {
+            crate::diag("another stsmfa process is renewing this session; waiting for it");
+            return handoff(true);
+        }
         // Quietly: if the store has a problem, stsmfa-sts says so once.
         let store = store::open_quiet(settings.store);
         if let Ok(Some(session)) =
@@ -37,6 +44,19 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
         Command::Exec(_) | Command::Serve(_) => handoff(false),
         other => light(other),
     }
+}
+
+/// True when the served profile's lock is held, checked only where a store
+/// read costs more than the check (keyutils reads cost less than the probe).
+fn renewal_in_progress(settings: &Settings) -> bool {
+    if settings.refresh || settings.store == store::StoreChoice::Keyutils {
+        return false;
+    }
+    let name = match settings.roles.last() {
+        Some(role) => crate::roles::lock_name(role),
+        None => settings.profile.clone(),
+    };
+    crate::lock::busy(&settings.state_dir, &name)
 }
 
 /// The commands both binaries run the same way.
