@@ -204,8 +204,10 @@ inside() {
         "seq $HIT_FANOUT | xargs -P $HIT_FANOUT -I{} $(shq "$bin") credential-process --store keyutils $KU"
 
     # Peak resident memory of one hit (and of the raw read, for scale), in KiB.
-    printf '%s %s\n' "$(py rss "$bin" credential-process --store keyutils "$KU")" \
-        "$(py rss keyctl print "$kid")" >"$out/rss"
+    # GNU time forks from itself, so the child's figure is not a Python parent's.
+    /usr/bin/time -f %M -o "$out/rss-hit" "$bin" credential-process --store keyutils "$KU" >/dev/null
+    /usr/bin/time -f %M -o "$out/rss-raw" keyctl print "$kid" >/dev/null
+    printf '%s %s\n' "$(tail -n1 "$out/rss-hit")" "$(tail -n1 "$out/rss-raw")" >"$out/rss"
 
     # Every hit stayed a hit: still one code asked, one GetSessionToken and
     # one AssumeRole per store.
@@ -234,8 +236,8 @@ fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-for tool in cargo hyperfine keyctl gnome-keyring-daemon dbus-run-session dbus-send secret-tool python3; do
-    command -v "$tool" >/dev/null || die "$tool is missing (Debian: cargo hyperfine keyutils gnome-keyring dbus libsecret-tools python3-venv)"
+for tool in cargo hyperfine keyctl gnome-keyring-daemon dbus-run-session dbus-send secret-tool python3 /usr/bin/time; do
+    command -v "$tool" >/dev/null || die "$tool is missing (Debian: cargo hyperfine keyutils gnome-keyring dbus libsecret-tools python3-venv time)"
 done
 
 if [[ -n ${BENCH_BIN-} ]]; then
