@@ -69,7 +69,7 @@ fn cache_key(s: &Settings, serial: String) -> CacheKey {
     CacheKey {
         profile: s.profile.clone(),
         serial,
-        source_key_id: s.keys.access_key_id.clone(),
+        source_key_id: s.keys.cache_id().to_owned(),
         role: None,
     }
 }
@@ -108,7 +108,7 @@ pub(crate) fn cached_mfa(
     let Some(serial) = s
         .mfa_serial
         .clone()
-        .or_else(|| cache.known_serial(&s.profile, &s.keys.access_key_id))
+        .or_else(|| cache.known_serial(&s.profile, s.keys.cache_id()))
     else {
         crate::diag(&format!(
             "cache miss for profile {}: its MFA device is not known yet",
@@ -554,7 +554,7 @@ pub(crate) fn least_life(duration: Duration, min_ttl: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::config::CodeSource;
-    use crate::credentials::LongTermKeys;
+    use crate::credentials::{KeySource, LongTermKeys};
     use crate::secret::Secret;
     use crate::store::StoreChoice;
     use crate::store::memory::MemoryStore;
@@ -652,10 +652,10 @@ mod tests {
             min_ttl: Duration::from_secs(900),
             store: StoreChoice::None,
             region: None,
-            keys: LongTermKeys {
+            keys: KeySource::File(LongTermKeys {
                 access_key_id: "AKIAWORK".into(),
                 secret_access_key: Secret::new("x".into()),
-            },
+            }),
             lock_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
             state_dir: dir.to_owned(),

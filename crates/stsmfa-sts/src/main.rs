@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use stsmfa_core::cli::Cli;
 
 fn main() -> ExitCode {
+    stsmfa_core::passphrase::take_from_env();
     stsmfa_core::harden::no_core_dumps();
     let cli = Cli::parse();
     stsmfa_core::set_verbose(cli.verbose);

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use stsmfa_core::cli::Cli;
 
 fn main() -> ExitCode {
+    stsmfa_core::passphrase::take_from_env();
     stsmfa_core::harden::no_core_dumps();
     // Answers shell completion requests (STSMFA_COMPLETE=bash stsmfa …) and exits.
     clap_complete::CompleteEnv::with_factory(Cli::command)

@@ -95,6 +95,10 @@ fn handoff(after_miss: bool) -> Result<u8, Fail> {
         cmd.arg("--after-miss");
     }
     cmd.args(std::env::args_os().skip(1));
+    // Taken out of this process's environment at start (see `passphrase`).
+    if let Some(p) = crate::passphrase::get() {
+        cmd.env(crate::passphrase::VAR, p.expose());
+    }
     let missing = |e: std::io::Error| {
         fail!("cannot run {}: {e}", full.display()).hint(format!(
             "{FULL_BINARY} must be installed next to stsmfa (./install.sh installs both)"

@@ -18,6 +18,9 @@ const SECRET_SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 struct Keyring {
     kind: StoreChoice,
     inner: Arc<CoreStore>,
+    /// [`SERVICE`] for sessions; another for long-term keys, so that
+    /// clearing sessions never touches them.
+    service: &'static str,
 }
 
 impl Keyring {
@@ -39,7 +42,7 @@ impl Keyring {
     ) -> Result<keyring_core::Result<T>, StoreError> {
         let entry = self
             .inner
-            .build(SERVICE, key, None)
+            .build(self.service, key, None)
             .map_err(|e| self.map(e))?;
         if self.kind != StoreChoice::SecretService {
             return Ok(op(entry));
@@ -102,6 +105,14 @@ impl CredentialStore for Keyring {
 
 /// Opens an explicitly chosen store.
 pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError> {
+    open_service(choice, SERVICE)
+}
+
+/// Opens an explicitly chosen store for entries filed under `service`.
+pub fn open_service(
+    choice: StoreChoice,
+    service: &'static str,
+) -> Result<Box<dyn CredentialStore>, StoreError> {
     let made = if choice == StoreChoice::SecretService {
         // A bus that accepts but never answers must not hang every AWS call.
         let (tx, rx) = mpsc::channel();
@@ -129,6 +140,7 @@ pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError>
     Ok(Box::new(Keyring {
         kind: choice,
         inner,
+        service,
     }))
 }
 
