@@ -19,12 +19,14 @@ pub struct ClientSettings {
     pub timeout: Duration,
 }
 
-impl From<&stsmfa_core::config::Settings> for ClientSettings {
-    fn from(s: &stsmfa_core::config::Settings) -> ClientSettings {
+impl ClientSettings {
+    /// The client for a profile's settings and its long-term keys (from the
+    /// key store or the AWS files: `keys::resolve`).
+    pub fn new(s: &stsmfa_core::config::Settings, keys: LongTermKeys) -> ClientSettings {
         ClientSettings {
             profile: s.profile.clone(),
             region: s.region.clone(),
-            keys: s.keys.clone(),
+            keys,
             timeout: s.timeout,
         }
     }

@@ -37,8 +37,11 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
 /// commands, enroll's own terminal for its first session.
 pub fn obtain(settings: &Settings, provider: ProviderFactory) -> Result<Session, Fail> {
     let store = store::Lazy::new(settings.store);
-    let client = ClientSettings::from(settings);
-    let mut sts = || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(AwsSts::new(&client)?)) };
+    // The key store is read only now, on a miss, when STS is needed.
+    let mut sts = || -> Result<Box<dyn Sts>, Fail> {
+        let client = ClientSettings::new(settings, crate::keys::resolve(settings)?);
+        Ok(Box::new(AwsSts::new(&client)?))
+    };
     let mut deps = Deps {
         store: &store,
         sts: &mut sts,
