@@ -3,6 +3,7 @@
 //! small; it takes the same command line.
 
 mod aws;
+mod keycmds;
 mod keys;
 mod enroll;
 mod run;

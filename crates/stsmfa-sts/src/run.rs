@@ -26,6 +26,10 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
     }
     match cli.command {
         Command::Enroll(args) => crate::enroll::enroll(&args),
+        Command::Add(args) => crate::keycmds::add(&args),
+        Command::Import(args) => crate::keycmds::import(&args),
+        Command::Remove(args) => crate::keycmds::remove(&args),
+        Command::List(args) => crate::keycmds::list(&args),
         Command::Man => man(),
         other => commands::light(other),
     }

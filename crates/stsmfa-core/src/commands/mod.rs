@@ -32,6 +32,12 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
     }
     match cli.command {
         Command::Enroll(_) | Command::Man => handoff(false),
+        // The key store's commands (its crypto lives in stsmfa-sts).
+        Command::Add(_)
+        | Command::Import(_)
+        | Command::Rotate(_)
+        | Command::Remove(_)
+        | Command::List(_) => handoff(false),
         other => light(other),
     }
 }
@@ -43,7 +49,7 @@ pub fn light(command: Command) -> Result<u8, Fail> {
         Command::Clear(args) => status::clear(&args),
         Command::Init(args) => setup::init(args.shell),
         Command::Completions(args) => setup::completions(args.shell),
-        _ => unreachable!("session commands, enroll and man are dispatched before"),
+        _ => unreachable!("session, key store commands, enroll and man are dispatched before"),
     }
 }
 

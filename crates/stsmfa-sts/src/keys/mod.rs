@@ -7,7 +7,7 @@
 //! small binary: a cache hit does not read it (see `KeySource`).
 
 mod file;
-mod index;
+pub mod index;
 mod keyring;
 
 pub use index::Index;
