@@ -92,7 +92,6 @@ pub enum Command {
     #[command(after_help = "Examples:\n  stsmfa list\n  stsmfa list --json")]
     List(ListArgs),
     // ----------------------------------------------------------------------
-
     /// Print the shell integration (stsmfa-use, stsmfa-drop, a prompt segment).
     #[command(
         after_help = "Examples:\n  eval \"$(stsmfa init bash)\"                  # in ~/.bashrc\n  eval \"$(stsmfa init zsh)\"                   # in ~/.zshrc\n  stsmfa init fish | source                  # in ~/.config/fish/config.fish\n  Invoke-Expression (& stsmfa init powershell | Out-String)   # in $PROFILE"

@@ -565,10 +565,17 @@ fn long_term_keys(name: &str, profile: &Profile) -> Result<KeySource, Fail> {
                     .hint(format!("put the IAM user's access key in [{name}] of ~/.aws/credentials and remove aws_session_token"))
                     .hint(format!("or store it with `stsmfa add {name}` and remove the three lines")));
             }
-            Ok(KeySource::File(LongTermKeys { access_key_id: id.to_owned(), secret_access_key: Secret::new(secret.to_owned()) }))
+            Ok(KeySource::File(LongTermKeys {
+                access_key_id: id.to_owned(),
+                secret_access_key: Secret::new(secret.to_owned()),
+            }))
         }
-        (Some(_), None) => Err(fail!("profile '{name}' has aws_access_key_id but no aws_secret_access_key")
-            .hint(format!("add aws_secret_access_key to [{name}] in ~/.aws/credentials"))),
+        (Some(_), None) => Err(fail!(
+            "profile '{name}' has aws_access_key_id but no aws_secret_access_key"
+        )
+        .hint(format!(
+            "add aws_secret_access_key to [{name}] in ~/.aws/credentials"
+        ))),
         _ => Ok(KeySource::Store),
     }
 }
@@ -591,8 +598,12 @@ pub fn no_keys(name: &str, profile: Option<&Profile>) -> Fail {
         .hint("keep `credential_process = stsmfa credential-process SOURCE` in a separate profile that names that source profile");
     }
     fail!("profile '{name}' has no long-term access key")
-        .hint(format!("store one with `stsmfa add {name}` (or `stsmfa import {name}` from ~/.aws/credentials)"))
-        .hint(format!("or add aws_access_key_id and aws_secret_access_key to [{name}] in ~/.aws/credentials"))
+        .hint(format!(
+            "store one with `stsmfa add {name}` (or `stsmfa import {name}` from ~/.aws/credentials)"
+        ))
+        .hint(format!(
+            "or add aws_access_key_id and aws_secret_access_key to [{name}] in ~/.aws/credentials"
+        ))
 }
 
 fn first(candidates: &[(Option<String>, &'static str)]) -> Option<(String, &'static str)> {
@@ -848,7 +859,11 @@ mod tests {
         );
         assert!(e.hints.iter().any(|h| h.contains("stsmfa add loop")));
         let e = no_keys("bare", None);
-        assert!(e.message.contains("no long-term access key"), "{}", e.message);
+        assert!(
+            e.message.contains("no long-term access key"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -857,7 +872,13 @@ mod tests {
             "[profile work-mfa]\ncredential_process = stsmfa credential-process work\n[profile work]\nmfa_serial = arn:aws:iam::111122223333:mfa/alice\n",
             "",
         );
-        let s = resolve(Some("work-mfa"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
+        let s = resolve(
+            Some("work-mfa"),
+            &SessionOpts::default(),
+            &env_of(&[]),
+            &set,
+        )
+        .unwrap();
         assert_eq!(s.profile, "work");
         assert!(matches!(s.keys, KeySource::Store));
     }

@@ -86,8 +86,11 @@ fn check_key_id(id: &str) -> Result<(), Fail> {
     }
     let ok = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
     if !ok {
-        return Err(fail!("'{}' is not an access key ID", escape(&mask_key_id(id)))
-            .hint("an access key ID is 16 to 128 letters and digits, like AKIAIOSFODNN7EXAMPLE"));
+        return Err(
+            fail!("'{}' is not an access key ID", escape(&mask_key_id(id))).hint(
+                "an access key ID is 16 to 128 letters and digits, like AKIAIOSFODNN7EXAMPLE",
+            ),
+        );
     }
     Ok(())
 }
@@ -141,7 +144,11 @@ fn keys_to_add(args: &AddArgs) -> Result<LongTermKeys, Fail> {
 }
 
 /// GetCallerIdentity with the keys (allowed without MFA): the IAM user's ARN.
-fn check_with_aws(profile: &str, region: Option<String>, keys: &LongTermKeys) -> Result<String, Fail> {
+fn check_with_aws(
+    profile: &str,
+    region: Option<String>,
+    keys: &LongTermKeys,
+) -> Result<String, Fail> {
     let client = ClientSettings {
         profile: profile.to_owned(),
         region,
@@ -168,12 +175,25 @@ pub fn add(args: &AddArgs) -> Result<u8, Fail> {
         .clone()
         .or_else(|| real_env("AWS_REGION"))
         .or_else(|| real_env("AWS_DEFAULT_REGION"))
-        .or_else(|| set.get_profile(&args.profile).and_then(|p| p.get("region")).map(str::to_owned));
+        .or_else(|| {
+            set.get_profile(&args.profile)
+                .and_then(|p| p.get("region"))
+                .map(str::to_owned)
+        });
     let arn = check_with_aws(&args.profile, region, &keys)?;
-    note(&format!("the key {} belongs to {arn}", mask_key_id(&keys.access_key_id)));
+    note(&format!(
+        "the key {} belongs to {arn}",
+        mask_key_id(&keys.access_key_id)
+    ));
     let dirs = dirs()?;
     let store = keys::open(choice, &dirs)?;
-    store_keys(&dirs, store.as_ref(), &args.profile, &StoredKeys::new(keys.clone()), false)?;
+    store_keys(
+        &dirs,
+        store.as_ref(),
+        &args.profile,
+        &StoredKeys::new(keys.clone()),
+        false,
+    )?;
     clear_sessions(&args.profile, None);
     note(&format!(
         "stored the key {} of profile {} in the key store ({})",
@@ -236,7 +256,9 @@ fn importable(text_set: &ProfileSet, name: &str) -> Result<LongTermKeys, String>
     };
     let get = |k: &str| p.get(k).map(str::trim).filter(|v| !v.is_empty());
     if get("aws_session_token").is_some() {
-        return Err("it holds temporary credentials (aws_session_token), not a long-term key".into());
+        return Err(
+            "it holds temporary credentials (aws_session_token), not a long-term key".into(),
+        );
     }
     match (get("aws_access_key_id"), get("aws_secret_access_key")) {
         (Some(id), Some(secret)) => {
@@ -257,14 +279,20 @@ pub fn import(args: &ImportArgs) -> Result<u8, Fail> {
     let path = edit::resolve_links(&cred_path);
     let shown = cred_path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        fail!("cannot read {shown}: {e}").hint("import moves keys from the AWS credentials file; `stsmfa add` stores a key you type")
+        fail!("cannot read {shown}: {e}").hint(
+            "import moves keys from the AWS credentials file; `stsmfa add` stores a key you type",
+        )
     })?;
     let set = ProfileSet::parse(&[(FileKind::Credentials, &text)])
         .map_err(|(_, e)| fail!("cannot parse {shown}: {e:?}").hint("nothing was changed"))?;
     let names: Vec<String> = if args.all {
         let mut all: Vec<String> = set
             .profiles()
-            .filter(|n| set.get_profile(n).and_then(|p| p.get("aws_access_key_id")).is_some())
+            .filter(|n| {
+                set.get_profile(n)
+                    .and_then(|p| p.get("aws_access_key_id"))
+                    .is_some()
+            })
             .map(str::to_owned)
             .collect();
         all.sort();
@@ -283,7 +311,13 @@ pub fn import(args: &ImportArgs) -> Result<u8, Fail> {
     for name in &names {
         match importable(&set, name) {
             Ok(keys) => {
-                store_keys(&dirs, store.as_ref(), name, &StoredKeys::new(keys.clone()), false)?;
+                store_keys(
+                    &dirs,
+                    store.as_ref(),
+                    name,
+                    &StoredKeys::new(keys.clone()),
+                    false,
+                )?;
                 moved.push((name.clone(), keys.access_key_id));
             }
             Err(why) => note(&format!("skipped profile {name}: {why}")),
@@ -317,8 +351,10 @@ pub fn import(args: &ImportArgs) -> Result<u8, Fail> {
 pub fn remove(args: &RemoveArgs) -> Result<u8, Fail> {
     let dirs = dirs()?;
     let Some(line) = Index::load(&dirs).get(&args.profile).cloned() else {
-        return Err(fail!("profile '{}' has no keys in the key store", args.profile)
-            .hint("`stsmfa list` shows the profiles with stored keys"));
+        return Err(
+            fail!("profile '{}' has no keys in the key store", args.profile)
+                .hint("`stsmfa list` shows the profiles with stored keys"),
+        );
     };
     if !args.yes {
         let mut t = Tty::open()?.ok_or_else(|| {
@@ -386,7 +422,9 @@ pub fn list(args: &ListArgs) -> Result<u8, Fail> {
         return Ok(0);
     }
     if rows.is_empty() {
-        note("no profile has keys in the key store (`stsmfa add PROFILE` or `stsmfa import PROFILE`)");
+        note(
+            "no profile has keys in the key store (`stsmfa add PROFILE` or `stsmfa import PROFILE`)",
+        );
         return Ok(0);
     }
     let mut out = format!(
@@ -417,4 +455,3 @@ pub fn key_file(profile: &str) -> Option<(PathBuf, String)> {
         (keys_edit::remove_keys(&text, profile).1 > 0).then_some((path, text))
     })
 }
-

@@ -3,9 +3,10 @@
 //! small; it takes the same command line.
 
 mod aws;
+mod enroll;
 mod keycmds;
 mod keys;
-mod enroll;
+mod rotate;
 mod run;
 
 use clap::Parser;

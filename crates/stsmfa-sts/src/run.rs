@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
         Command::Import(args) => crate::keycmds::import(&args),
         Command::Remove(args) => crate::keycmds::remove(&args),
         Command::List(args) => crate::keycmds::list(&args),
+        Command::Rotate(args) => crate::rotate::rotate(&args),
         Command::Man => man(),
         other => commands::light(other),
     }

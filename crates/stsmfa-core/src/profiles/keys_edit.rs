@@ -20,7 +20,10 @@ fn key_of(line: &str) -> Option<&'static str> {
     }
     let (k, _) = line.split_once('=')?;
     let k = k.trim();
-    KEY_NAMES.iter().copied().find(|n| n.eq_ignore_ascii_case(k))
+    KEY_NAMES
+        .iter()
+        .copied()
+        .find(|n| n.eq_ignore_ascii_case(k))
 }
 
 /// Calls `edit` for each key line of `profile` (with the key it sets);
@@ -95,7 +98,15 @@ mod tests {
         let (out, n) = replace_keys(FILE, "default", "AKIANEW", "new");
         assert_eq!(n, 1);
         assert!(out.starts_with("# keys\r\n[default]\r\naws_access_key_id=AKIANEW\r\n\r\n[work]"));
-        let (out, _) = replace_keys("[p]\naws_access_key_id =  A\naws_secret_access_key\t= S\n", "p", "B", "T");
-        assert_eq!(out, "[p]\naws_access_key_id =  B\naws_secret_access_key\t= T\n");
+        let (out, _) = replace_keys(
+            "[p]\naws_access_key_id =  A\naws_secret_access_key\t= S\n",
+            "p",
+            "B",
+            "T",
+        );
+        assert_eq!(
+            out,
+            "[p]\naws_access_key_id =  B\naws_secret_access_key\t= T\n"
+        );
     }
 }

@@ -75,8 +75,8 @@ impl FileStore {
         };
         let pass = self.passphrase(false)?;
         let plain = decrypt(&bytes, pass).map_err(|why| self.unreadable(why))?;
-        let profiles: Profiles = serde_json::from_slice(&plain)
-            .map_err(|_| self.unreadable(Unreadable::Damaged))?;
+        let profiles: Profiles =
+            serde_json::from_slice(&plain).map_err(|_| self.unreadable(Unreadable::Damaged))?;
         Ok(Some(profiles))
     }
 
@@ -96,8 +96,7 @@ impl FileStore {
     fn save(&self, profiles: &Profiles, new: bool) -> Result<(), Fail> {
         let pass = self.passphrase(new)?;
         let plain = Secret::new(serde_json::to_vec(profiles).expect("plain data serialises"));
-        let mut recipient =
-            age::scrypt::Recipient::new(SecretString::from(pass.expose().clone()));
+        let mut recipient = age::scrypt::Recipient::new(SecretString::from(pass.expose().clone()));
         recipient.set_work_factor(WORK_FACTOR);
         let bytes = age::encrypt(&recipient, plain.expose())
             .map_err(|e| fail!("cannot encrypt the key file: {e}"))?;
@@ -230,7 +229,8 @@ mod tests {
         let t = tmp();
         let s = store(&t, "correct horse");
         assert!(s.get("work").unwrap().is_none(), "no file: no keys");
-        s.put("work", &keys("AKIAWORK", "the-secret-value")).unwrap();
+        s.put("work", &keys("AKIAWORK", "the-secret-value"))
+            .unwrap();
         s.put("play", &keys("AKIAPLAY", "other-secret")).unwrap();
         let got = s.get("work").unwrap().unwrap();
         assert_eq!(got.current.secret_access_key.expose(), "the-secret-value");
@@ -240,7 +240,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(&t.join("data").join(FILE)), 0o600);
             assert_eq!(mode(&t.join("data")), 0o700);
         }
@@ -254,7 +255,9 @@ mod tests {
     #[test]
     fn a_wrong_passphrase_is_an_error_and_changes_nothing() {
         let t = tmp();
-        store(&t, "right").put("work", &keys("AKIAWORK", "s")).unwrap();
+        store(&t, "right")
+            .put("work", &keys("AKIAWORK", "s"))
+            .unwrap();
         let path = t.join("data").join(FILE);
         let before = std::fs::read(&path).unwrap();
         let wrong = store(&t, "wrong");

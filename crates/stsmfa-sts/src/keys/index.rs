@@ -56,7 +56,11 @@ pub fn lock(dirs: &Dirs) -> Result<stsmfa_core::lock::ProfileLock, Fail> {
 }
 
 /// Notes (or updates) a profile's line, under the lock the caller holds.
-pub fn record(dirs: &Dirs, profile: &str, line: impl FnOnce(Option<&Line>) -> Line) -> Result<(), Fail> {
+pub fn record(
+    dirs: &Dirs,
+    profile: &str,
+    line: impl FnOnce(Option<&Line>) -> Line,
+) -> Result<(), Fail> {
     let mut index = Index::load(dirs);
     let new = line(index.get(profile));
     index.profiles.insert(profile.to_owned(), new);

@@ -47,8 +47,8 @@ fn core_choice(choice: KeyStoreChoice) -> StoreChoice {
 }
 
 pub fn open(choice: KeyStoreChoice) -> Result<Box<dyn KeyStore>, Fail> {
-    let inner = stsmfa_core::store::open_keyring(core_choice(choice), SERVICE)
-        .map_err(|e| e.to_fail())?;
+    let inner =
+        stsmfa_core::store::open_keyring(core_choice(choice), SERVICE).map_err(|e| e.to_fail())?;
     Ok(Box::new(Keyring { inner }))
 }
 
