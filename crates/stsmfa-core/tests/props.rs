@@ -308,8 +308,8 @@ proptest! {
         for line in text.split_inclusive('\n') {
             let body = line.trim_end_matches(['\n', '\r']);
             let t = body.trim();
-            if t.starts_with('[') {
-                let name = t[1..].split(']').next().unwrap().trim();
+            if let Some(rest) = t.strip_prefix('[') {
+                let name = rest.split(']').next().unwrap().trim();
                 inside = name == "work" || name.strip_prefix("profile ").map(str::trim) == Some("work");
             } else if inside && !body.starts_with([' ', '\t'])
                 && body.split_once('=').is_some_and(|(k, _)| KEY_NAMES.iter().any(|n| n.eq_ignore_ascii_case(k.trim())))

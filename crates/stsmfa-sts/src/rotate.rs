@@ -199,204 +199,6 @@ fn listed(ids: &[String]) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::{Cell, RefCell};
-    use stsmfa_core::secret::Secret;
-
-    fn key(id: &str) -> LongTermKeys {
-        LongTermKeys {
-            access_key_id: id.into(),
-            secret_access_key: Secret::new(format!("{id}-secret")),
-        }
-    }
-
-    /// IAM as a list of keys, and a log of every call and save.
-    #[derive(Default)]
-    struct World {
-        iam: RefCell<Vec<String>>,
-        log: RefCell<Vec<String>>,
-        stored: RefCell<Option<StoredKeys>>,
-        /// GetCallerIdentity fails this many times for a new key.
-        not_yet: Cell<u32>,
-        fail_save: Cell<bool>,
-        next: Cell<u32>,
-    }
-
-    impl KeyAdmin for World {
-        fn list_keys(&self, _: &str) -> Result<Vec<String>, StsError> {
-            self.log.borrow_mut().push("list".into());
-            Ok(self.iam.borrow().clone())
-        }
-        fn create_key(&self, _: &str) -> Result<LongTermKeys, StsError> {
-            self.next.set(self.next.get() + 1);
-            let id = format!("AKIANEW{}", self.next.get());
-            self.log.borrow_mut().push(format!("create {id}"));
-            self.iam.borrow_mut().push(id.clone());
-            Ok(key(&id))
-        }
-        fn delete_key(&self, _: &str, id: &str) -> Result<(), StsError> {
-            self.log.borrow_mut().push(format!("delete {id}"));
-            self.iam.borrow_mut().retain(|i| i != id);
-            Ok(())
-        }
-        fn identity(&self, k: &LongTermKeys) -> Result<Identity, StsError> {
-            self.log
-                .borrow_mut()
-                .push(format!("identity {}", k.access_key_id));
-            if self.not_yet.get() > 0 {
-                self.not_yet.set(self.not_yet.get() - 1);
-                return Err(StsError::classify(
-                    Some("InvalidClientTokenId"),
-                    Some("not yet"),
-                ));
-            }
-            Ok(Identity {
-                arn: "arn:aws:iam::1:user/alice".into(),
-                account: "1".into(),
-            })
-        }
-    }
-
-    impl KeyPlace for World {
-        fn describe(&self) -> String {
-            "the test store".into()
-        }
-        fn load(&self) -> Result<StoredKeys, Fail> {
-            Ok(self.stored.borrow().clone().unwrap())
-        }
-        fn save(&self, k: &StoredKeys) -> Result<(), Fail> {
-            if self.fail_save.get() {
-                return Err(fail!("store locked"));
-            }
-            self.log.borrow_mut().push(format!(
-                "save {} prev {}",
-                k.current.access_key_id,
-                k.previous.as_ref().map_or("-", |p| &p.access_key_id)
-            ));
-            *self.stored.borrow_mut() = Some(k.clone());
-            Ok(())
-        }
-    }
-
-    fn world(iam: &[&str], stored: StoredKeys) -> World {
-        let w = World::default();
-        *w.iam.borrow_mut() = iam.iter().map(|s| s.to_string()).collect();
-        *w.stored.borrow_mut() = Some(stored);
-        w
-    }
-
-    fn run(w: &World) -> Result<Outcome, Fail> {
-        Rotation {
-            admin: w,
-            place: w,
-            user: "alice",
-            sleep: &|_| {},
-            propagation: Duration::from_millis(50),
-        }
-        .run()
-    }
-
-    #[test]
-    fn stores_the_new_key_before_anything_else_then_deletes_the_old() {
-        let w = world(&["AKIAOLD"], StoredKeys::new(key("AKIAOLD")));
-        w.not_yet.set(2);
-        let out = run(&w).unwrap();
-        assert_eq!(
-            out,
-            Outcome::Rotated {
-                old: "AKIAOLD".into(),
-                new: "AKIANEW1".into()
-            }
-        );
-        assert_eq!(
-            *w.log.borrow(),
-            [
-                "list",
-                "create AKIANEW1",
-                "save AKIANEW1 prev AKIAOLD",
-                "identity AKIANEW1",
-                "identity AKIANEW1",
-                "identity AKIANEW1",
-                "list",
-                "delete AKIAOLD",
-                "save AKIANEW1 prev -",
-            ]
-        );
-        assert_eq!(*w.iam.borrow(), ["AKIANEW1"]);
-    }
-
-    #[test]
-    fn two_keys_already_is_an_error_naming_the_unknown_one() {
-        let w = world(&["AKIAOLD", "AKIAOTHER"], StoredKeys::new(key("AKIAOLD")));
-        let e = run(&w).unwrap_err();
-        assert!(e.message.contains("AKIAOTHER"), "{}", e.message);
-        assert!(e.hints.iter().any(|h| h.contains("delete-access-key")));
-        assert_eq!(*w.log.borrow(), ["list"], "nothing created");
-    }
-
-    #[test]
-    fn a_key_that_is_not_the_users_changes_nothing() {
-        let w = world(&["AKIASOMEONE"], StoredKeys::new(key("AKIAOLD")));
-        assert!(run(&w).unwrap_err().message.contains("is not one of"));
-        assert_eq!(*w.iam.borrow(), ["AKIASOMEONE"]);
-    }
-
-    #[test]
-    fn an_interrupted_rotation_is_finished_by_the_next_run() {
-        // Stopped after step 2: both keys in IAM, the new one stored.
-        let w = world(
-            &["AKIAOLD", "AKIANEW1"],
-            StoredKeys {
-                current: key("AKIANEW1"),
-                previous: Some(key("AKIAOLD")),
-            },
-        );
-        let out = run(&w).unwrap();
-        assert!(matches!(out, Outcome::Finished { .. }));
-        assert_eq!(*w.iam.borrow(), ["AKIANEW1"]);
-        assert!(w.stored.borrow().as_ref().unwrap().previous.is_none());
-        assert!(!w.log.borrow().iter().any(|l| l.starts_with("create")));
-        // Stopped after the delete reached AWS: only "previous" goes.
-        let w = world(
-            &["AKIANEW1"],
-            StoredKeys {
-                current: key("AKIANEW1"),
-                previous: Some(key("AKIAOLD")),
-            },
-        );
-        run(&w).unwrap();
-        assert!(!w.log.borrow().iter().any(|l| l.starts_with("delete")));
-        assert!(w.stored.borrow().as_ref().unwrap().previous.is_none());
-    }
-
-    #[test]
-    fn a_new_key_that_never_works_keeps_the_old_one() {
-        let w = world(&["AKIAOLD"], StoredKeys::new(key("AKIAOLD")));
-        w.not_yet.set(u32::MAX);
-        let e = run(&w).unwrap_err();
-        assert!(e.message.contains("does not work after"), "{}", e.message);
-        assert_eq!(*w.iam.borrow(), ["AKIAOLD", "AKIANEW1"]);
-        let s = w.stored.borrow().clone().unwrap();
-        assert_eq!(s.current.access_key_id, "AKIANEW1");
-        assert_eq!(s.previous.unwrap().access_key_id, "AKIAOLD");
-        // Later it works: the next run finishes.
-        w.not_yet.set(0);
-        assert!(matches!(run(&w).unwrap(), Outcome::Finished { .. }));
-        assert_eq!(*w.iam.borrow(), ["AKIANEW1"]);
-    }
-
-    #[test]
-    fn a_new_key_that_cannot_be_stored_is_deleted_again() {
-        let w = world(&["AKIAOLD"], StoredKeys::new(key("AKIAOLD")));
-        w.fail_save.set(true);
-        let e = run(&w).unwrap_err();
-        assert!(e.hints.iter().any(|h| h.contains("deleted again")));
-        assert_eq!(*w.iam.borrow(), ["AKIAOLD"]);
-    }
-}
-
 // ------------------------------------------------------------ the command
 
 use crate::aws::{AwsSts, ClientSettings};
@@ -625,4 +427,202 @@ pub fn rotate(args: &RotateArgs) -> Result<u8, Fail> {
         mask_key_id(&old)
     ));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use stsmfa_core::secret::Secret;
+
+    fn key(id: &str) -> LongTermKeys {
+        LongTermKeys {
+            access_key_id: id.into(),
+            secret_access_key: Secret::new(format!("{id}-secret")),
+        }
+    }
+
+    /// IAM as a list of keys, and a log of every call and save.
+    #[derive(Default)]
+    struct World {
+        iam: RefCell<Vec<String>>,
+        log: RefCell<Vec<String>>,
+        stored: RefCell<Option<StoredKeys>>,
+        /// GetCallerIdentity fails this many times for a new key.
+        not_yet: Cell<u32>,
+        fail_save: Cell<bool>,
+        next: Cell<u32>,
+    }
+
+    impl KeyAdmin for World {
+        fn list_keys(&self, _: &str) -> Result<Vec<String>, StsError> {
+            self.log.borrow_mut().push("list".into());
+            Ok(self.iam.borrow().clone())
+        }
+        fn create_key(&self, _: &str) -> Result<LongTermKeys, StsError> {
+            self.next.set(self.next.get() + 1);
+            let id = format!("AKIANEW{}", self.next.get());
+            self.log.borrow_mut().push(format!("create {id}"));
+            self.iam.borrow_mut().push(id.clone());
+            Ok(key(&id))
+        }
+        fn delete_key(&self, _: &str, id: &str) -> Result<(), StsError> {
+            self.log.borrow_mut().push(format!("delete {id}"));
+            self.iam.borrow_mut().retain(|i| i != id);
+            Ok(())
+        }
+        fn identity(&self, k: &LongTermKeys) -> Result<Identity, StsError> {
+            self.log
+                .borrow_mut()
+                .push(format!("identity {}", k.access_key_id));
+            if self.not_yet.get() > 0 {
+                self.not_yet.set(self.not_yet.get() - 1);
+                return Err(StsError::classify(
+                    Some("InvalidClientTokenId"),
+                    Some("not yet"),
+                ));
+            }
+            Ok(Identity {
+                arn: "arn:aws:iam::1:user/alice".into(),
+                account: "1".into(),
+            })
+        }
+    }
+
+    impl KeyPlace for World {
+        fn describe(&self) -> String {
+            "the test store".into()
+        }
+        fn load(&self) -> Result<StoredKeys, Fail> {
+            Ok(self.stored.borrow().clone().unwrap())
+        }
+        fn save(&self, k: &StoredKeys) -> Result<(), Fail> {
+            if self.fail_save.get() {
+                return Err(fail!("store locked"));
+            }
+            self.log.borrow_mut().push(format!(
+                "save {} prev {}",
+                k.current.access_key_id,
+                k.previous.as_ref().map_or("-", |p| &p.access_key_id)
+            ));
+            *self.stored.borrow_mut() = Some(k.clone());
+            Ok(())
+        }
+    }
+
+    fn world(iam: &[&str], stored: StoredKeys) -> World {
+        let w = World::default();
+        *w.iam.borrow_mut() = iam.iter().map(|s| s.to_string()).collect();
+        *w.stored.borrow_mut() = Some(stored);
+        w
+    }
+
+    fn run(w: &World) -> Result<Outcome, Fail> {
+        Rotation {
+            admin: w,
+            place: w,
+            user: "alice",
+            sleep: &|_| {},
+            propagation: Duration::from_millis(50),
+        }
+        .run()
+    }
+
+    #[test]
+    fn stores_the_new_key_before_anything_else_then_deletes_the_old() {
+        let w = world(&["AKIAOLD"], StoredKeys::new(key("AKIAOLD")));
+        w.not_yet.set(2);
+        let out = run(&w).unwrap();
+        assert_eq!(
+            out,
+            Outcome::Rotated {
+                old: "AKIAOLD".into(),
+                new: "AKIANEW1".into()
+            }
+        );
+        assert_eq!(
+            *w.log.borrow(),
+            [
+                "list",
+                "create AKIANEW1",
+                "save AKIANEW1 prev AKIAOLD",
+                "identity AKIANEW1",
+                "identity AKIANEW1",
+                "identity AKIANEW1",
+                "list",
+                "delete AKIAOLD",
+                "save AKIANEW1 prev -",
+            ]
+        );
+        assert_eq!(*w.iam.borrow(), ["AKIANEW1"]);
+    }
+
+    #[test]
+    fn two_keys_already_is_an_error_naming_the_unknown_one() {
+        let w = world(&["AKIAOLD", "AKIAOTHER"], StoredKeys::new(key("AKIAOLD")));
+        let e = run(&w).unwrap_err();
+        assert!(e.message.contains("AKIAOTHER"), "{}", e.message);
+        assert!(e.hints.iter().any(|h| h.contains("delete-access-key")));
+        assert_eq!(*w.log.borrow(), ["list"], "nothing created");
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_users_changes_nothing() {
+        let w = world(&["AKIASOMEONE"], StoredKeys::new(key("AKIAOLD")));
+        assert!(run(&w).unwrap_err().message.contains("is not one of"));
+        assert_eq!(*w.iam.borrow(), ["AKIASOMEONE"]);
+    }
+
+    #[test]
+    fn an_interrupted_rotation_is_finished_by_the_next_run() {
+        // Stopped after step 2: both keys in IAM, the new one stored.
+        let w = world(
+            &["AKIAOLD", "AKIANEW1"],
+            StoredKeys {
+                current: key("AKIANEW1"),
+                previous: Some(key("AKIAOLD")),
+            },
+        );
+        let out = run(&w).unwrap();
+        assert!(matches!(out, Outcome::Finished { .. }));
+        assert_eq!(*w.iam.borrow(), ["AKIANEW1"]);
+        assert!(w.stored.borrow().as_ref().unwrap().previous.is_none());
+        assert!(!w.log.borrow().iter().any(|l| l.starts_with("create")));
+        // Stopped after the delete reached AWS: only "previous" goes.
+        let w = world(
+            &["AKIANEW1"],
+            StoredKeys {
+                current: key("AKIANEW1"),
+                previous: Some(key("AKIAOLD")),
+            },
+        );
+        run(&w).unwrap();
+        assert!(!w.log.borrow().iter().any(|l| l.starts_with("delete")));
+        assert!(w.stored.borrow().as_ref().unwrap().previous.is_none());
+    }
+
+    #[test]
+    fn a_new_key_that_never_works_keeps_the_old_one() {
+        let w = world(&["AKIAOLD"], StoredKeys::new(key("AKIAOLD")));
+        w.not_yet.set(u32::MAX);
+        let e = run(&w).unwrap_err();
+        assert!(e.message.contains("does not work after"), "{}", e.message);
+        assert_eq!(*w.iam.borrow(), ["AKIAOLD", "AKIANEW1"]);
+        let s = w.stored.borrow().clone().unwrap();
+        assert_eq!(s.current.access_key_id, "AKIANEW1");
+        assert_eq!(s.previous.unwrap().access_key_id, "AKIAOLD");
+        // Later it works: the next run finishes.
+        w.not_yet.set(0);
+        assert!(matches!(run(&w).unwrap(), Outcome::Finished { .. }));
+        assert_eq!(*w.iam.borrow(), ["AKIANEW1"]);
+    }
+
+    #[test]
+    fn a_new_key_that_cannot_be_stored_is_deleted_again() {
+        let w = world(&["AKIAOLD"], StoredKeys::new(key("AKIAOLD")));
+        w.fail_save.set(true);
+        let e = run(&w).unwrap_err();
+        assert!(e.hints.iter().any(|h| h.contains("deleted again")));
+        assert_eq!(*w.iam.borrow(), ["AKIAOLD"]);
+    }
 }
