@@ -205,6 +205,19 @@ class Bed:
     def virtual_devices(self) -> list[str]:
         return self._call("GET", "virtual-devices")
 
+    def delay(self, action: str, seconds: float, drop: bool = False) -> None:
+        """The next `action` request (e.g. DeleteAccessKey) waits `seconds`; with
+        drop it is then answered 503 and never carried out. One-shot."""
+        self._call("POST", "delay", {"action": action, "seconds": seconds, "drop": drop})
+
+    def held(self) -> list[str]:
+        """The actions whose request the delay hook is holding right now."""
+        return self._call("GET", "held")
+
+    def access_keys(self, user_name: str) -> list[str]:
+        """The IDs of the user's access keys, as IAM has them now."""
+        return self._call("GET", "access-keys", query={"user": user_name})
+
     # ------------------------------------------------------------------ helpers
 
     def client_env(self, **extra: str) -> dict[str, str]:
