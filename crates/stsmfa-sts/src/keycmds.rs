@@ -131,9 +131,11 @@ fn keys_to_add(args: &AddArgs) -> Result<LongTermKeys, Fail> {
         .filter(|l| !l.is_empty())
         .ok_or_else(|| fail!("no access key ID entered"))?;
     check_key_id(&id)?;
-    let secret = rpassword::prompt_password("Secret access key (not shown): ")
-        .map_err(|e| fail!("cannot read the secret from the terminal: {e}"))?;
-    let secret = secret.trim().to_owned();
+    let secret = term
+        .hidden("Secret access key (not shown): ")?
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     if secret.is_empty() {
         return Err(fail!("no secret access key entered"));
     }

@@ -166,20 +166,18 @@ fn ask(path: &std::path::Path, new: bool) -> Result<Secret<String>, Fail> {
         fail!("the key file needs its passphrase, and there is no terminal to ask on")
             .hint("set STSMFA_FILE_PASSPHRASE (e.g. from your login session's secret), or run the command in a terminal once")
     };
-    if !std::path::Path::new("/dev/tty").exists() && cfg!(unix) {
-        return Err(no_tty());
-    }
+    let mut term = stsmfa_core::prompt::Tty::open()?.ok_or_else(no_tty)?;
     let prompt = if new {
         format!("New passphrase for the key file {}: ", path.display())
     } else {
         format!("Passphrase for the key file {}: ", path.display())
     };
-    let first = rpassword::prompt_password(prompt).map_err(|_| no_tty())?;
+    let first = term.hidden(&prompt)?.unwrap_or_default();
     if first.is_empty() {
         return Err(fail!("no passphrase entered").hint("the key file needs a passphrase"));
     }
     if new {
-        let again = rpassword::prompt_password("Same passphrase again: ").map_err(|_| no_tty())?;
+        let again = term.hidden("Same passphrase again: ")?.unwrap_or_default();
         if again != first {
             return Err(fail!("the two passphrases differ").hint("nothing was stored; try again"));
         }

@@ -72,7 +72,7 @@ pub fn open_platform() -> Option<Box<dyn KeyStore>> {
     };
     let inner = stsmfa_core::store::open_keyring(core_choice(choice), SERVICE).ok()?;
     // A probe read: a locked collection or a bus with no Secret Service fails here.
-    match inner.get("\0probe") {
+    match inner.get("stsmfa-probe") {
         Ok(_) => Some(Box::new(Keyring { inner })),
         Err(e) => {
             stsmfa_core::diag(&format!("key store {} not used: {e}", choice.name()));
