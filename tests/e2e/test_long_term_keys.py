@@ -170,10 +170,10 @@ region=us-east-1
 aws_access_key_id = {work_id}
 aws_secret_access_key={work_secret}
 ; a comment inside
-  output = json
+output   =json
 
 [ play ]
- # odd spacing
+# odd spacing
 aws_access_key_id   =   {play_id}
 aws_secret_access_key	=	{play_secret}
 region = eu-west-1

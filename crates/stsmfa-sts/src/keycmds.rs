@@ -286,7 +286,10 @@ pub fn import(args: &ImportArgs) -> Result<u8, Fail> {
         )
     })?;
     let set = ProfileSet::parse(&[(FileKind::Credentials, &text)])
-        .map_err(|(_, e)| fail!("cannot parse {shown}: {e:?}").hint("nothing was changed"))?;
+        .map_err(|(_, e)| {
+            fail!("cannot read {shown}: {e}")
+                .hint("fix that line (the AWS CLI and SDKs refuse the file too); nothing was changed")
+        })?;
     let names: Vec<String> = if args.all {
         let mut all: Vec<String> = set
             .profiles()
