@@ -729,6 +729,27 @@ mod tests {
     }
 
     #[test]
+    fn keys_in_the_key_store_are_cached_under_the_marker_and_hit_without_keys() {
+        let w = World::new("store-keys");
+        let mut s = settings(&w.dir, Some("arn:aws:iam::1:mfa/alice"));
+        s.keys = KeySource::Store;
+        w.run(&s, vec!["123456"], true).unwrap();
+        let names: Vec<String> = w.store.entries.borrow().keys().cloned().collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.ends_with(&format!("|{}", crate::credentials::KEY_STORE_MARKER))),
+            "{names:?}"
+        );
+        // The hit needs no key at all: `cached` is all the small binary runs.
+        let hit = cached(&s, &w.store, now).unwrap();
+        assert!(hit.is_some());
+        // Keys in the file name their own sessions: no hit from the marker's.
+        let file = settings(&w.dir, Some("arn:aws:iam::1:mfa/alice"));
+        assert!(cached(&file, &w.store, now).unwrap().is_none());
+    }
+
+    #[test]
     fn session_inside_margin_is_replaced_unless_margin_smaller() {
         let w = World::new("margin");
         let mut s = settings(&w.dir, Some("arn:aws:iam::1:mfa/alice"));

@@ -285,11 +285,10 @@ pub fn import(args: &ImportArgs) -> Result<u8, Fail> {
             "import moves keys from the AWS credentials file; `stsmfa add` stores a key you type",
         )
     })?;
-    let set = ProfileSet::parse(&[(FileKind::Credentials, &text)])
-        .map_err(|(_, e)| {
-            fail!("cannot read {shown}: {e}")
-                .hint("fix that line (the AWS CLI and SDKs refuse the file too); nothing was changed")
-        })?;
+    let set = ProfileSet::parse(&[(FileKind::Credentials, &text)]).map_err(|(_, e)| {
+        fail!("cannot read {shown}: {e}")
+            .hint("fix that line (the AWS CLI and SDKs refuse the file too); nothing was changed")
+    })?;
     let names: Vec<String> = if args.all {
         let mut all: Vec<String> = set
             .profiles()
