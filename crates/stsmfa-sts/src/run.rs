@@ -42,9 +42,18 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
 /// commands, enroll's own terminal for its first session.
 pub fn obtain(settings: &Settings, provider: ProviderFactory) -> Result<Session, Fail> {
     let store = store::Lazy::new(settings.store);
-    // The key store is read only now, on a miss, when STS is needed.
+    // The key store is read only now, on a miss, when STS is needed, and
+    // once however many clients the session logic makes.
+    let keys = std::cell::OnceCell::new();
     let mut sts = || -> Result<Box<dyn Sts>, Fail> {
-        let client = ClientSettings::new(settings, crate::keys::resolve(settings)?);
+        let keys = match keys.get() {
+            Some(k) => k,
+            None => {
+                let k = crate::keys::resolve(settings)?;
+                keys.get_or_init(|| k)
+            }
+        };
+        let client = ClientSettings::new(settings, keys.clone());
         Ok(Box::new(AwsSts::new(&client)?))
     };
     let mut deps = Deps {

@@ -23,6 +23,9 @@ pub const FILE: &str = "keys.age";
 /// the keys (age's own default aims at one second on the machine at hand).
 const WORK_FACTOR: u8 = 17;
 
+/// The passphrase typed on the terminal, for the rest of the process.
+static TYPED: std::sync::OnceLock<Secret<String>> = std::sync::OnceLock::new();
+
 pub struct FileStore {
     dirs: Dirs,
     passphrase: OnceCell<Secret<String>>,
@@ -48,9 +51,14 @@ impl FileStore {
         if let Some(p) = self.passphrase.get() {
             return Ok(p);
         }
-        let p = match stsmfa_core::passphrase::get() {
+        let p = match stsmfa_core::passphrase::get().or_else(|| TYPED.get()) {
             Some(p) => p.clone(),
-            None => ask(&self.path(), new)?,
+            None => {
+                let typed = ask(&self.path(), new)?;
+                // Asked once per process, however many times the file is opened.
+                TYPED.get_or_init(|| typed.clone());
+                typed
+            }
         };
         Ok(self.passphrase.get_or_init(|| p))
     }
