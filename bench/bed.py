@@ -14,12 +14,15 @@ Run with the e2e venv's python (target/e2e-venv/bin/python):
   bed.py fanout N CMD...    start N copies of CMD at once (stdout captured), wait for
                             all; print "WALL_SECONDS OK_COUNT" where OK_COUNT counts
                             exit 0 with credential_process JSON on stdout
+  bed.py rss CMD...         run CMD once (stdout discarded); print its peak
+                            resident set size in KiB
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -97,6 +100,12 @@ def fanout(n: int, cmd: list[str]) -> None:
     print(f"{wall:.4f} {ok}")
 
 
+def rss(cmd: list[str]) -> None:
+    # This process has no other children, so RUSAGE_CHILDREN is CMD's alone.
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, check=True)
+    print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
 def main(argv: list[str]) -> int:
     match argv:
         case ["serve", out_dir]:
@@ -111,6 +120,8 @@ def main(argv: list[str]) -> int:
             assumed(endpoint, name)
         case ["fanout", n, *cmd] if cmd:
             fanout(int(n), cmd)
+        case ["rss", *cmd] if cmd:
+            rss(cmd)
         case _:
             print(__doc__, file=sys.stderr)
             return 2

@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # Benchmarks stsmfa on Linux: the cache-hit path against the raw keyring tools
-# (a source profile's hit and a role profile's, which must stay within 10% of
-# it), and the cold path with 32 parallel `credential-process` calls against the MFA
-# test bed (tests/e2e/mfa_bed). Not part of CI.
+# (a source profile's hit and a role profile's), 256 hits at once against 256 raw
+# reads at once, the peak memory of one hit, and the cold path with 256 parallel
+# `credential-process` calls against the MFA test bed (tests/e2e/mfa_bed). Every
+# figure is min/median/max; targets are ratios of medians from one hyperfine
+# invocation. Writes a JSON summary. Not part of CI.
 #
 #   bench/run.sh                     # from the repository root
 #
 # Needs cargo, hyperfine, keyctl (keyutils), gnome-keyring, dbus, secret-tool
 # (libsecret-tools) and python3 (the e2e venv is created when missing).
 # Knobs: BENCH_RUNS (default 200), BENCH_WARMUP (20), BENCH_COLD_ROUNDS (5),
-# BENCH_FANOUT (32). Everything lives in one temporary directory that is
-# removed at the end, together with the test bed, the private D-Bus session
-# and gnome-keyring; keyutils keys live in a private session keyring
-# (`keyctl session -`), and stsmfa's own entries are cleared before leaving.
+# BENCH_FANOUT (256 cold calls at once), BENCH_HIT_FANOUT (256 hits at once),
+# BENCH_FANOUT_RUNS (20), BENCH_JSON (bench/last-run.json), BENCH_BIN (a prebuilt
+# stsmfa with its stsmfa-sts beside it, instead of install.sh's release build),
+# BENCH_BASELINE_BIN (another build timed in the same runs). Everything lives in
+# one temporary directory that is removed at the end, together with the test bed,
+# the private D-Bus session and gnome-keyring; keyutils keys live in a private
+# session keyring (`keyctl session -`), and stsmfa's own entries are cleared
+# before leaving.
 set -euo pipefail
 
 RUNS=${BENCH_RUNS:-200}
 WARMUP=${BENCH_WARMUP:-20}
 COLD_ROUNDS=${BENCH_COLD_ROUNDS:-5}
-FANOUT=${BENCH_FANOUT:-32}
+FANOUT=${BENCH_FANOUT:-256}
+HIT_FANOUT=${BENCH_HIT_FANOUT:-256}
+BENCH_JSON=${BENCH_JSON:-bench/last-run.json}
+FANOUT_RUNS=${BENCH_FANOUT_RUNS:-20}
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -184,6 +193,20 @@ inside() {
         -n 'stsmfa --help' "$(shq "$bin") --help" \
         "${baseline[@]}"
 
+    # Many hits at once, as `terraform plan` or `make -j` start them: N hits
+    # against N raw reads, each batch through the same xargs, in one invocation.
+    log "hyperfine: $HIT_FANOUT parallel hits against $HIT_FANOUT parallel raw reads, $FANOUT_RUNS runs each"
+    hyperfine --style basic --warmup 2 --runs "$FANOUT_RUNS" --time-unit millisecond \
+        --export-json "$out/fanout.json" \
+        -n "keyutils: $HIT_FANOUT parallel keyctl print" \
+        "seq $HIT_FANOUT | xargs -P $HIT_FANOUT -I{} keyctl print $kid" \
+        -n "keyutils: $HIT_FANOUT parallel stsmfa hits" \
+        "seq $HIT_FANOUT | xargs -P $HIT_FANOUT -I{} $(shq "$bin") credential-process --store keyutils $KU"
+
+    # Peak resident memory of one hit (and of the raw read, for scale), in KiB.
+    printf '%s %s\n' "$(py rss "$bin" credential-process --store keyutils "$KU")" \
+        "$(py rss keyctl print "$kid")" >"$out/rss"
+
     # Every hit stayed a hit: still one code asked, one GetSessionToken and
     # one AssumeRole per store.
     printf '%s %s %s %s %s %s\n' "$(codes_asked "$KU")" "$(py sts "$BENCH_ENDPOINT" hit-keyutils)" \
@@ -215,9 +238,15 @@ for tool in cargo hyperfine keyctl gnome-keyring-daemon dbus-run-session dbus-se
     command -v "$tool" >/dev/null || die "$tool is missing (Debian: cargo hyperfine keyutils gnome-keyring dbus libsecret-tools python3-venv)"
 done
 
-log "cargo build --release"
-cargo build --release
-bin=$root/target/release/stsmfa
+if [[ -n ${BENCH_BIN-} ]]; then
+    # A build made elsewhere (its stsmfa-sts beside it), e.g. to compare link flags.
+    bin=$(realpath "$BENCH_BIN")
+else
+    # What users run: install.sh's release build (the static front on Linux/glibc).
+    log "./install.sh --root target/bench-install (release build)"
+    ./install.sh --root "$root/target/bench-install" --quiet
+    bin=$root/target/bench-install/bin/stsmfa
+fi
 [[ -x $bin ]] || die "no $bin after the build"
 # Which sources were built (read-only git calls).
 if rev=$(git rev-parse --short HEAD 2>/dev/null); then
@@ -266,6 +295,7 @@ env -i PATH="$PATH" LANG=C.UTF-8 HOME="$tmp/home" XDG_RUNTIME_DIR="$tmp/run" TMP
     STSMFA_STATE_DIR="$tmp/state" \
     BENCH_ROOT="$root" BENCH_BIN="$bin" BENCH_TMP="$tmp" BENCH_ENDPOINT="$(cat "$tmp/endpoint")" BENCH_PREFIX="$prefix" \
     BENCH_BASELINE_BIN="${BENCH_BASELINE_BIN-}" BENCH_RUNS="$RUNS" BENCH_WARMUP="$WARMUP" BENCH_COLD_ROUNDS="$COLD_ROUNDS" BENCH_FANOUT="$FANOUT" \
+    BENCH_HIT_FANOUT="$HIT_FANOUT" BENCH_FANOUT_RUNS="$FANOUT_RUNS" \
     keyctl session - dbus-run-session -- bash "$root/bench/run.sh" --inside
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -276,62 +306,5 @@ cat "$tmp/hyperfine.md"
 echo
 echo "## summary"
 echo
-python3 - "$tmp" "$FANOUT" "$load_before" "$load_after" "$rev" <<'EOF'
-import json, statistics, sys
-from pathlib import Path
-
-tmp, fanout, load_before, load_after, rev = Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:6]
-res = {r["command"]: r for r in json.loads((tmp / "hyperfine.json").read_text())["results"]}
-med = {name: statistics.median(r["times"]) * 1000 for name, r in res.items()}
-runs = next(iter(res.values()))["times"]
-ku_codes, ku_sts, ss_codes, ss_sts, ku_assumed, ss_assumed = (tmp / "hit-checks").read_text().split()
-entry = (tmp / "entry-bytes").read_text().strip() if (tmp / "entry-bytes").exists() else "?"
-
-def verdict(ok):
-    return "met" if ok else "NOT met"
-
-print(f"stsmfa {rev}, release build; {len(runs)} runs per command")
-print(f"load average before/after: {load_before} / {load_after}")
-print(f"stsmfa keyutils entry: {entry} bytes; raw items: 1024 bytes")
-print()
-print("| measurement | median ms | ratio | target | verdict |")
-print("|---|---:|---:|---|---|")
-print(f"| /bin/true | {med['/bin/true']:.2f} | | | |")
-raw, hit = med["keyutils: keyctl print (1 KiB)"], med["keyutils: stsmfa hit"]
-print(f"| keyutils: keyctl print | {raw:.2f} | | | |")
-print(f"| keyutils: stsmfa hit | {hit:.2f} | {hit / raw:.2f}x | <= 1.5x raw | {verdict(hit <= 1.5 * raw)} |")
-role = med["keyutils: stsmfa role hit"]
-print(f"| keyutils: stsmfa role-profile hit | {role:.2f} | {role / hit:.2f}x | <= 1.1x source-profile hit | {verdict(role <= 1.1 * hit)} |")
-raw2, hit2 = med["secret-service: secret-tool lookup (1 KiB)"], med["secret-service: stsmfa hit"]
-print(f"| secret-service: secret-tool lookup | {raw2:.2f} | | | |")
-print(f"| secret-service: stsmfa hit | {hit2:.2f} | {hit2 / raw2:.2f}x | <= 1.3x raw | {verdict(hit2 <= 1.3 * raw2)} |")
-role2 = med["secret-service: stsmfa role hit"]
-print(f"| secret-service: stsmfa role-profile hit | {role2:.2f} | {role2 / hit2:.2f}x | <= 1.1x source-profile hit | {verdict(role2 <= 1.1 * hit2)} |")
-print(f"| stsmfa --help | {med['stsmfa --help']:.2f} | | | |")
-for store, this in (("keyutils", hit), ("secret-service", hit2)):
-    base = med.get(f"{store}: baseline hit")
-    if base is not None:
-        print(f"| {store}: baseline build's hit (BENCH_BASELINE_BIN) | {base:.2f} | this build {this / base:.2f}x | within noise | |")
-print(f"| hits stayed hits (codes/GetSessionToken/AssumeRole after all runs) | keyutils {ku_codes}/{ku_sts}/{ku_assumed}, secret-service {ss_codes}/{ss_sts}/{ss_assumed} | | 1/1/1 each | {verdict((ku_codes, ku_sts, ss_codes, ss_sts, ku_assumed, ss_assumed) == ('1',) * 6)} |")
-print()
-
-rows = [l.split() for l in (tmp / "cold.txt").read_text().splitlines() if l.strip()]
-print(f"| cold ({len(rows) // 4} rounds per store, new user each) | 1 call median / max s | {fanout} parallel median / max s | ok calls | codes asked | STS calls | target: {fanout} parallel <= 1 call + 1 s (median and max), 1 code, 1 STS call |")
-print("|---|---:|---:|---|---|---|---|")
-for store in ("keyutils", "secret-service"):
-    one = [float(r[3]) for r in rows if r[0] == store and r[1] == "1"]
-    many = [r for r in rows if r[0] == store and r[1] == str(fanout)]
-    wall = [float(r[3]) for r in many]
-    oks = sorted({r[4] for r in many})
-    codes = sorted({r[5] for r in many})
-    sts = sorted({r[6] for r in many})
-    one_ok = all(r[4:] == ["1", "1", "1"] for r in rows if r[0] == store and r[1] == "1")
-    met = (statistics.median(wall) <= statistics.median(one) + 1.0 and max(wall) <= max(one) + 1.0
-           and codes == ["1"] and sts == ["1"] and oks == [str(fanout)] and one_ok)
-    print(f"| {store} | {statistics.median(one):.3f} / {max(one):.3f} | {statistics.median(wall):.3f} / {max(wall):.3f}"
-          f" | {','.join(oks)} of {fanout} | {','.join(codes)} | {','.join(sts)} | {verdict(met)} |")
-print()
-print("raw cold rounds (store, calls, round, wall s, ok, codes asked, STS calls):")
-for r in rows:
-    print("  " + " ".join(r))
-EOF
+python3 "$root/bench/summary.py" "$tmp" "$BENCH_JSON" "$FANOUT" "$HIT_FANOUT" \
+    "$load_before" "$load_after" "$rev"

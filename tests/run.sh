@@ -21,7 +21,11 @@ say() { printf 'tests/run.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # ------------------------------------------------------------ system packages
-PACKAGES=(gnome-keyring dbus libsecret-tools keyutils fish zsh tmux python3 python3-venv)
+PACKAGES=(gnome-keyring dbus libsecret-tools keyutils fish zsh tmux python3 python3-venv binutils)
+# The AWS CLI v2 (Debian's awscli, /usr/bin/aws; the venv's v1 `aws` comes
+# first on PATH in the tests, which call v2 by its full path), and man for
+# the Debian package's test.
+PACKAGES+=(awscli man-db)
 # Node.js for the AWS SDK for JavaScript v3 (tests/e2e/js); a node already on
 # PATH (nvm, NodeSource) is used as it is.
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)
@@ -48,6 +52,10 @@ for tool in gnome-keyring-daemon dbus-run-session secret-tool keyctl fish zsh tm
     command -v "$tool" >/dev/null || die "$tool not found (packages: ${PACKAGES[*]})"
 done
 command -v cargo >/dev/null || die "cargo not found (install Rust with rustup: https://rustup.rs)"
+if [[ -e /usr/bin/aws ]]; then  # elsewhere the e2e tests say it is missing
+    aws_v2=$(/usr/bin/aws --version 2>&1) || die "/usr/bin/aws --version failed: $aws_v2"
+    [[ $aws_v2 == aws-cli/2.* ]] || die "/usr/bin/aws is not the AWS CLI v2: $aws_v2"
+fi
 
 # ------------------------------------------------------------ Python venv
 VENV=$ROOT/target/e2e-venv
@@ -85,6 +93,26 @@ fi
 say "cargo test"
 cargo test
 
+# ------------------------------------------------------------ Debian package
+# Built from the debug build above (no second, release build), stripped and
+# quickly compressed; tests/e2e/test_debian_package.py installs it with dpkg.
+# A cargo-deb of that version already on PATH is used; else it is installed
+# once into target/cargo-deb (about 2 minutes).
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB=$(command -v cargo-deb || true)
+if [[ -z $CARGO_DEB || $("$CARGO_DEB" --version 2>/dev/null) != "cargo-deb $CARGO_DEB_VERSION" ]]; then
+    CARGO_DEB=$ROOT/target/cargo-deb/bin/cargo-deb
+fi
+if [[ ! -x $CARGO_DEB || $("$CARGO_DEB" --version) != "cargo-deb $CARGO_DEB_VERSION" ]]; then
+    say "installing cargo-deb $CARGO_DEB_VERSION into target/cargo-deb"
+    cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION" --root "$ROOT/target/cargo-deb"
+fi
+say "building the Debian package (cargo deb) from the debug build"
+packaging/deb-assets.sh target/debug
+rm -rf target/debian
+"$CARGO_DEB" -p stsmfa --no-build --profile dev --strip --no-dbgsym --fast --output target/debian/ >/dev/null
+ls target/debian/stsmfa_*.deb >/dev/null || die "cargo deb made no target/debian/stsmfa_*.deb"
+
 # ------------------------------------------------------------ e2e, private keyrings
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/stsmfa-e2e.XXXXXX")
 cleanup() { rm -rf "$TMP"; }
@@ -100,30 +128,54 @@ if unshare --user --map-root-user true 2>/dev/null; then
     USERNS=(unshare --user --map-root-user)
 fi
 
+# e2e BIN [PYTEST ARGS...]: the e2e tests against the stsmfa binary BIN (empty:
+# target/debug/stsmfa), inside the private keyrings; returns pytest's status.
+e2e() {
+    local bin=$1
+    shift
+    set +e
+    env -i \
+        PATH=/usr/local/bin:/usr/bin:/bin \
+        HOME="$TMP/home" \
+        XDG_RUNTIME_DIR="$TMP/run" \
+        TMPDIR="$TMP/tmp" \
+        LANG=C.UTF-8 \
+        TERM="${TERM:-dumb}" \
+        CI="${CI:-}" \
+        STSMFA_E2E_BIN="$bin" \
+        PYTHONDONTWRITEBYTECODE=1 \
+        STSMFA_E2E_PRIVATE_KEYRINGS=1 \
+        "${USERNS[@]}" keyctl session - \
+        dbus-run-session -- \
+        bash -c '
+            set -e
+            printf testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+            exec "$0" -m pytest -p no:cacheprovider tests/e2e "$@"
+        ' "$VENV/bin/python" "$@" 2>&1 |
+        grep --line-buffered -v -e 'Failed to set fd limit' -e 'Activating service name=.org.freedesktop.secrets' \
+                -e "Successfully activated service 'org.freedesktop.secrets'" -e '^Joined session keyring: ' \
+                -e 'became a monitor' -e 'Monitoring connection .* closed'
+    local rc=${PIPESTATUS[0]}
+    set -e
+    return "$rc"
+}
+
 say "e2e tests (private session keyring and D-Bus session with gnome-keyring)"
-set +e
-env -i \
-    PATH=/usr/local/bin:/usr/bin:/bin \
-    HOME="$TMP/home" \
-    XDG_RUNTIME_DIR="$TMP/run" \
-    TMPDIR="$TMP/tmp" \
-    LANG=C.UTF-8 \
-    TERM="${TERM:-dumb}" \
-    CI="${CI:-}" \
-    STSMFA_E2E_BIN="${STSMFA_E2E_BIN:-}" \
-    PYTHONDONTWRITEBYTECODE=1 \
-    STSMFA_E2E_PRIVATE_KEYRINGS=1 \
-    "${USERNS[@]}" keyctl session - \
-    dbus-run-session -- \
-    bash -c '
-        set -e
-        printf testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-        exec "$0" -m pytest -p no:cacheprovider tests/e2e "$@"
-    ' "$VENV/bin/python" "$@" 2>&1 |
-    grep --line-buffered -v -e 'Failed to set fd limit' -e 'Activating service name=.org.freedesktop.secrets' \
-            -e "Successfully activated service 'org.freedesktop.secrets'" -e '^Joined session keyring: '
-status=${PIPESTATUS[0]}
-set -e
+status=0
+e2e "${STSMFA_E2E_BIN:-}" "$@" || status=$?
+
+# The release build users install differs from the debug one in how it is
+# linked (install.sh): check its size and relocations, then run the cache and
+# store tests against it. Only on a full run (no pytest arguments).
+if [[ $status == 0 && $# == 0 && -z ${STSMFA_E2E_BIN:-} ]]; then
+    say "the release stsmfa (tests/front-binary.sh), then the cache and store e2e tests against it"
+    if ! tests/front-binary.sh; then
+        status=1
+    elif ! e2e "$ROOT/target/front-check/bin/stsmfa" -q -k 'test_credential_process or test_stores'; then
+        say "e2e tests against the release stsmfa FAILED"
+        status=1
+    fi
+fi
 
 if [[ $status == 0 ]]; then
     # The README's try-it-now demo doubles as a smoke test of the whole story.

@@ -47,6 +47,33 @@ def test_32_parallel_cold_credential_process_calls_share_one_code_and_one_sts_ca
     assert bed.session_info(creds[0]["AccessKeyId"])["mfa"] is True
 
 
+@pytest.mark.parametrize("store", ["secret-service", "keyutils"])
+def test_a_call_during_a_renewal_waits_for_it_without_reading_the_store_first(home, user, bed, store):
+    """With the Secret Service every store read is a D-Bus session of its own:
+    calls that start while another process renews the session go straight to
+    waiting for it (256 at once queued up in the keyring daemon otherwise).
+    keyutils reads cost less than the check, so there the read stays."""
+    log = home.tools / "codes.log"
+    # The code is logged at once, then the process keeps the holder waiting.
+    home.add_source_profile("work", user, mfa_process=f"{home.mfa_process(user, log)}; sleep 2")
+    env = {**home.env, "STSMFA_STORE": store}
+    first = subprocess.Popen([str(home.bin), "credential-process", "work"], env=env, cwd=home.root,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_until(lambda: home.calls(log) == 1, timeout=10), "the first call never asked for a code"
+        second = home.run("credential-process", "work", "-v", env=env)
+        out, err = first.communicate(timeout=30)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == json.loads(out)
+    skipped = "another stsmfa process is renewing this session" in second.stderr
+    assert skipped == (store == "secret-service"), second.stderr
+    assert home.calls(log) == 1 and sts_ok(bed, user) == 1
+
+
 def test_parallel_cold_calls_with_a_discovered_serial_share_one_code(home, user, bed):
     """Without mfa_serial the holder discovers the device; the waiters must
     find its session under that serial instead of discovering and asking again."""

@@ -149,3 +149,45 @@ def test_store_none_warns_and_asks_every_time(home, user, bed):
         assert len(warnings) == 1, r.stderr
     assert home.calls(prof.log) == 1 and sts_ok(bed, user) == 2
     assert home.status_for(user, env=env) == []
+
+
+# ---------------------------------------------------------------------------
+# Secret Service sessions
+
+
+def _open_sessions(env: dict, action) -> list[str]:
+    """The algorithms of the Secret Service sessions opened while `action` runs,
+    as `dbus-monitor` on the test's session bus sees OpenSession calls."""
+    import shutil
+    import subprocess
+    import time
+
+    assert shutil.which("dbus-monitor"), "dbus-monitor (Debian: dbus) is needed"
+    mon = subprocess.Popen(
+        ["dbus-monitor", "--session", "type='method_call',interface='org.freedesktop.Secret.Service',member='OpenSession'"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        time.sleep(0.5)  # the monitor is registered before the action starts
+        action()
+        time.sleep(0.5)
+    finally:
+        mon.terminate()
+        out = mon.communicate(timeout=10)[0]
+    # `string "plain"` / `string "dh-ietf1024-sha256-aes128-cbc-pkcs7"`, the first argument.
+    return [line.split('"')[1] for line in out.splitlines()
+            if line.strip().startswith('string "') and ("plain" in line or "dh-" in line)]
+
+
+def test_secret_service_hits_read_through_a_plain_session_and_writes_keep_dh(home, user, bed):
+    """README, Security model: a hit skips the DH key exchange (over half of its
+    time); the rare write keeps the encrypted session."""
+    home.add_source_profile("work", user)
+    env = {**home.env, "STSMFA_STORE": "secret-service"}
+    miss = _open_sessions(env, lambda: home.run("credential-process", "work", "--mfa-code", home.code(user), env=env))
+    assert "dh-ietf1024-sha256-aes128-cbc-pkcs7" in miss, miss
+    hits = []
+    hit = _open_sessions(env, lambda: hits.append(home.run("credential-process", "work", "-v", env=env)))
+    assert hits[0].returncode == 0 and "cache hit" in hits[0].stderr.lower(), hits[0].stderr
+    assert hit == ["plain"], hit
+    assert sts_ok(bed, user) == 1

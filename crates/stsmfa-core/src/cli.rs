@@ -24,6 +24,16 @@ use std::path::PathBuf;
     after_help = "Example:\n  # ~/.aws/config\n  [profile work-mfa]\n  credential_process = stsmfa credential-process work\n\n  aws s3 ls --profile work-mfa"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Globals {
     /// Print diagnostics on stderr (never a secret).
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -32,9 +42,48 @@ pub struct Cli {
     /// just read, so go straight to the lock (and read it again there).
     #[arg(long, global = true, hide = true)]
     pub after_miss: bool,
+}
+
+/// The command line of a cache hit: [`Cli`] with `credential-process` only.
+/// clap builds every subcommand's definition before it parses, which cost a
+/// quarter of a hit's instructions; every AWS call pays for this one.
+#[derive(Parser)]
+#[command(name = "stsmfa")]
+struct HitCli {
+    #[command(flatten)]
+    globals: Globals,
 
     #[command(subcommand)]
-    pub command: Command,
+    command: HitCommand,
+}
+
+#[derive(Subcommand)]
+enum HitCommand {
+    CredentialProcess(ProfileArgs),
+}
+
+impl Cli {
+    /// Parses the process's arguments: a valid `credential-process` command
+    /// line through the small parser, everything else (help, errors, other
+    /// commands) through the full one, so messages are always the full
+    /// parser's.
+    pub fn parse_args() -> Cli {
+        Cli::parse_hit(std::env::args_os()).unwrap_or_else(Cli::parse)
+    }
+
+    /// `Some` only when `args` is a well-formed `credential-process` command line.
+    pub fn parse_hit<I, T>(args: I) -> Option<Cli>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let hit = HitCli::try_parse_from(args).ok()?;
+        let HitCommand::CredentialProcess(args) = hit.command;
+        Some(Cli {
+            globals: hit.globals,
+            command: Command::CredentialProcess(args),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +102,7 @@ pub enum Command {
 
     /// Run a command with the session in its environment (no command: $SHELL).
     #[command(
-        after_help = "Examples:\n  stsmfa exec work -- terraform plan\n  stsmfa exec work                 # a shell with the session loaded"
+        after_help = "Examples:\n  stsmfa exec work -- terraform plan\n  stsmfa exec work                 # a shell with the session loaded\n  stsmfa exec --server prod-admin -- terraform apply   # renewed as it runs"
     )]
     Exec(ExecArgs),
 
@@ -104,12 +153,28 @@ pub enum Command {
     )]
     Completions(CompletionsArgs),
 
+    // --- the credential endpoint (exec --server, serve) ---
+    /// Serve the session on a loopback endpoint that SDKs renew from (for other tools).
+    #[command(
+        after_help = "Examples:\n  stsmfa serve work                  # prints the two variables to export, then serves\n  stsmfa serve prod-admin --port 9911 --format fish\n\nThe endpoint listens on 127.0.0.1 only; stop it with Ctrl-C."
+    )]
+    Serve(ServeArgs),
+    // --- end of the credential endpoint ---
     /// Print the man page (roff) on stdout.
     #[command(
         hide = true,
         after_help = "Example:\n  stsmfa man > /usr/local/share/man/man1/stsmfa.1"
     )]
     Man,
+
+    // ---- doctor
+    /// Check the setup in order: config, store, code source, clock, identity and
+    /// device, policy, cached sessions; one line each with the fix.
+    #[command(
+        after_help = "Exit status: 0 when no check fails, 1 otherwise.\n\nExamples:\n  stsmfa doctor work\n  stsmfa doctor work --json | jq '.checks[] | select(.status != \"ok\")'"
+    )]
+    Doctor(DoctorArgs),
+    // ---- end doctor
 }
 
 /// Options shared by every command that gets a session.
@@ -145,7 +210,7 @@ pub struct SessionOpts {
     pub prompt: Option<PromptMethod>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct ProfileArgs {
     /// Source profile holding the long-term keys, or a role profile (role_arn +
     /// source_profile) (default: $AWS_PROFILE, else default).
@@ -174,7 +239,30 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+
+    // --- the credential endpoint ---
+    /// Give CMD a loopback credential endpoint instead of fixed keys, so its SDKs
+    /// renew the session themselves (for jobs longer than a session).
+    #[arg(long)]
+    pub server: bool,
+    // --- end of the credential endpoint ---
 }
+
+// --- the credential endpoint ---
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub base: ProfileArgs,
+
+    /// Port on 127.0.0.1 to listen on (default: one the system picks).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// Syntax of the lines that export the endpoint's two variables.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Sh)]
+    pub format: EnvFormat,
+}
+// --- end of the credential endpoint ---
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -309,6 +397,27 @@ pub struct ListArgs {
     pub store: Option<StoreChoice>,
 }
 // -------------------------------------------------------------------------
+// ---- doctor
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The profile to check: a source profile, a role profile, or one whose
+    /// credential_process runs stsmfa (default: $AWS_PROFILE, else default).
+    #[arg(value_name = "PROFILE", add = profile_candidates())]
+    pub profile: Option<String>,
+
+    /// Machine-readable output: one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which store to check [env: STSMFA_STORE].
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub store: Option<StoreChoice>,
+
+    /// AWS region for STS [env: AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+// ---- end doctor
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -330,4 +439,93 @@ fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
             .map(clap_complete::CompletionCandidate::new)
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn full(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("stsmfa").chain(args.iter().copied()))
+    }
+
+    fn hit(args: &[&str]) -> Option<Cli> {
+        Cli::parse_hit(std::iter::once("stsmfa").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_hit_parser_reads_credential_process_lines_as_the_full_parser_does() {
+        let lines: &[&[&str]] = &[
+            &["credential-process"],
+            &["credential-process", "work"],
+            &["credential-process", "work", "--store", "keyutils"],
+            &["-v", "credential-process", "work"],
+            &["credential-process", "-v", "--after-miss", "work"],
+            &[
+                "credential-process",
+                "--store=secret-service",
+                "--refresh",
+                "work",
+            ],
+            &[
+                "credential-process",
+                "--mfa-code",
+                "123456",
+                "--duration",
+                "1h",
+                "w",
+            ],
+            &[
+                "credential-process",
+                "--mfa-serial",
+                "arn:aws:iam::1:mfa/a",
+                "--region",
+                "eu-west-1",
+                "w",
+            ],
+            &["credential-process", "--prompt", "tty", "w"],
+            &["credential-process", "--", "-odd-profile"],
+        ];
+        for line in lines {
+            let want = full(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let got = hit(line).unwrap_or_else(|| panic!("{line:?}: the hit parser refused it"));
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_the_full_parser() {
+        let lines: &[&[&str]] = &[
+            &[],
+            &["--help"],
+            &["--version"],
+            &["credential-process", "--help"],
+            &["credential-process", "a", "b"],
+            &["credential-process", "--store", "nowhere"],
+            &["credential-process", "--no-such-option"],
+            &["env", "work"],
+            &["exec", "work", "--", "true"],
+            &["status"],
+            &["credential"],
+        ];
+        for line in lines {
+            assert!(hit(line).is_none(), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_hit_parser_has_the_full_parsers_options() {
+        // A new option of credential-process or a new global one must reach both.
+        let names = |c: &clap::Command| {
+            let mut v: Vec<String> = c.get_arguments().map(|a| a.get_id().to_string()).collect();
+            v.sort();
+            v
+        };
+        let full = Cli::command();
+        let hit = HitCli::command();
+        assert_eq!(names(&hit), names(&full));
+        let sub = |c: &clap::Command| names(c.find_subcommand("credential-process").unwrap());
+        assert_eq!(sub(&hit), sub(&full));
+    }
 }

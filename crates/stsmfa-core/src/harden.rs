@@ -87,6 +87,37 @@ pub fn restore_child_limits() {
     imp::restore_child_limits();
 }
 
+/// What Rust's own start-up does before `main` that a binary without it
+/// (`#![no_main]`, see the `stsmfa` crate) still needs: standard descriptors
+/// 0–2 that are closed get `/dev/null`, so a file opened later never becomes
+/// stdout and receives the credentials; and SIGPIPE is ignored, so a closed
+/// pipe is an error to handle rather than a silent death (std's `Command`
+/// gives children the default back).
+#[cfg(unix)]
+pub fn standard_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a stack array of three pollfds; open/signal with valid
+    // arguments. Nothing here touches Rust-owned state.
+    unsafe {
+        if libc::poll(fds.as_mut_ptr(), 3, 0) >= 0 {
+            for p in fds {
+                if p.revents & libc::POLLNVAL != 0 {
+                    let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                    if fd != p.fd {
+                        // Not even /dev/null: stop rather than write secrets elsewhere.
+                        libc::abort();
+                    }
+                }
+            }
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -137,5 +168,40 @@ mod tests {
         no_core_dumps(); // a second call keeps the first saved limit
         assert_eq!(child_core_limit(), shown);
         assert_eq!(getrlimit(Resource::Core).current, Some(0), "only the child");
+    }
+
+    /// In a forked child, as it changes descriptors and signal dispositions.
+    #[test]
+    fn standard_start_fills_closed_standard_fds_and_ignores_sigpipe() {
+        // SAFETY: the child only makes system calls and leaves with _exit.
+        let status = unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                libc::close(1);
+                libc::close(2);
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                standard_start();
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old);
+                let mut buf = [0u8; 64];
+                let n = libc::readlink(c"/proc/self/fd/1".as_ptr(), buf.as_mut_ptr().cast(), 64);
+                let devnull = n == 9 && &buf[..9] == b"/dev/null";
+                let stderr_open = libc::fcntl(2, libc::F_GETFD) != -1;
+                let ignored = old.sa_sigaction == libc::SIG_IGN;
+                libc::_exit(
+                    i32::from(!devnull) | i32::from(!stderr_open) << 1 | i32::from(!ignored) << 2,
+                );
+            }
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+            status
+        };
+        assert!(libc::WIFEXITED(status), "child died: {status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "bit 0: fd 1 not /dev/null, 1: fd 2 closed, 2: SIGPIPE not ignored"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod codes;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod doctor_report;
 pub mod error;
 pub mod exec;
 pub mod failure;
@@ -77,14 +78,19 @@ fn say(prefix: &str, text: &str) {
 /// Prints a failure as `stsmfa: error: …` plus `hint:` lines and maps the
 /// exit code.
 pub fn exit(result: Result<u8, error::Fail>) -> std::process::ExitCode {
+    std::process::ExitCode::from(exit_code(result))
+}
+
+/// [`exit`] as a number, for a `main` that returns one.
+pub fn exit_code(result: Result<u8, error::Fail>) -> u8 {
     match result {
-        Ok(code) => std::process::ExitCode::from(code),
+        Ok(code) => code,
         Err(fail) => {
             say("stsmfa: error: ", &fail.message);
             for hint in &fail.hints {
                 say("hint: ", hint);
             }
-            std::process::ExitCode::from(fail.code)
+            fail.code
         }
     }
 }

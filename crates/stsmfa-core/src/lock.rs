@@ -32,6 +32,23 @@ pub fn file_name(name: &str) -> String {
     format!("{safe}-{:016x}", crate::fnv1a(name.as_bytes()))
 }
 
+/// True while some process holds the lock for `profile`, that is, while
+/// its session is being renewed. Creates nothing; any doubt is `false`.
+pub fn busy(dir: &Path, profile: &str) -> bool {
+    let name = format!("{}.lock", file_name(profile));
+    let Some(file) = crate::statedir::open_existing(dir, &name) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
 /// Takes the lock for `profile`, waiting at most `timeout`. `on_wait` runs
 /// once if another process holds it. The lock file is opened by `statedir`,
 /// which refuses a symlink or FIFO planted in its place (so opening it never
@@ -92,6 +109,22 @@ mod tests {
         let other = acquire(&dir, "other profile/x", Duration::from_millis(100), || {});
         assert!(other.is_ok(), "profiles lock independently");
         drop(first);
+        assert!(acquire(&dir, "work", Duration::from_millis(100), || {}).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn busy_only_while_held_and_the_probe_creates_nothing() {
+        let dir = std::env::temp_dir().join(format!("stsmfa-lock-busy-{}", std::process::id()));
+        assert!(!busy(&dir, "work"));
+        assert!(!dir.exists(), "a probe must not create the state directory");
+        let held = acquire(&dir, "work", Duration::from_secs(1), || {}).unwrap();
+        assert!(busy(&dir, "work"));
+        assert!(!busy(&dir, "other"), "other profiles are not busy");
+        assert!(!dir.join(format!("{}.lock", file_name("other"))).exists());
+        drop(held);
+        assert!(!busy(&dir, "work"));
+        // A probe in progress does not keep the lock from being taken.
         assert!(acquire(&dir, "work", Duration::from_millis(100), || {}).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -64,19 +64,28 @@ pub const UNSET: [&str; 2] = ["AWS_PROFILE", "AWS_SECURITY_TOKEN"];
 
 /// Shell lines for `env`. Only dotenv can refuse a value (see [`dotenv_value`]).
 pub fn env_lines(vars: &[(&'static str, String)], format: EnvFormat) -> Result<String, Fail> {
+    env_lines_unsetting(vars, &UNSET, format)
+}
+
+/// Shell lines that set `vars` and unset `unset` (dotenv and JSON cannot unset).
+pub fn env_lines_unsetting(
+    vars: &[(&'static str, String)],
+    unset: &[&str],
+    format: EnvFormat,
+) -> Result<String, Fail> {
     let mut out = String::new();
     match format {
         EnvFormat::Sh => {
             for (k, v) in vars {
                 out += &format!("export {k}={}\n", sh_quote(v));
             }
-            out += &format!("unset {}\n", UNSET.join(" "));
+            out += &format!("unset {}\n", unset.join(" "));
         }
         EnvFormat::Fish => {
             for (k, v) in vars {
                 out += &format!("set -gx {k} {}\n", fish_quote(v));
             }
-            for k in UNSET {
+            for k in unset {
                 out += &format!("set -e -g {k}\n");
             }
         }
@@ -84,7 +93,7 @@ pub fn env_lines(vars: &[(&'static str, String)], format: EnvFormat) -> Result<S
             for (k, v) in vars {
                 out += &format!("$Env:{k} = {}\n", ps_quote(v));
             }
-            for k in UNSET {
+            for k in unset {
                 out += &format!("Remove-Item -Path Env:{k} -ErrorAction SilentlyContinue\n");
             }
         }

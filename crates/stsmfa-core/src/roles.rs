@@ -42,7 +42,7 @@ fn key(s: &Settings, n: usize, serial: String) -> CacheKey {
 }
 
 /// The lock of a role profile (no profile name holds a space).
-fn lock_name(role: &Role) -> String {
+pub(crate) fn lock_name(role: &Role) -> String {
     format!("role {}", role.profile)
 }
 

@@ -43,6 +43,15 @@ pub fn open_lock(dir: &Path, name: &str) -> Result<File, Fail> {
     sys::Dir::at(dir, true)?.open_file(name, sys::Access::Lock)
 }
 
+/// Opens the existing file `name` read-only (for a lock probe); `None` when
+/// it or the directory is missing or fails the checks. Creates nothing.
+pub fn open_existing(dir: &Path, name: &str) -> Option<File> {
+    sys::Dir::at(dir, false)
+        .ok()?
+        .open_file(name, sys::Access::Read)
+        .ok()
+}
+
 /// The contents of the small file `name`, if it is there, a regular file and
 /// at most `MAX_READ` bytes, in a state directory that passes the checks.
 pub fn read(dir: &Path, name: &str) -> Option<Vec<u8>> {

@@ -472,3 +472,75 @@ fn session_of(c: Option<&aws_sdk_sts::types::Credentials>) -> Result<Session, St
         expiration: u64::try_from(c.expiration().secs()).unwrap_or(0),
     })
 }
+
+/// Calls used only by `doctor`: no code, read-only.
+impl AwsSts {
+    /// The `Date` header of a GetCallerIdentity reply (error replies carry
+    /// one too) and the local time it was read, for the clock check.
+    pub fn sts_date(
+        &self,
+    ) -> Result<Option<(std::time::SystemTime, std::time::SystemTime)>, StsError> {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let call = self
+            .sts
+            .get_caller_identity()
+            .customize()
+            .interceptor(DateHeader(seen.clone()))
+            .send();
+        let result = self.rt.block_on(call);
+        let got = seen.lock().map(|mut s| s.take()).unwrap_or(None);
+        match (got, result) {
+            (Some(pair), _) => Ok(Some(pair)),
+            (None, Ok(_)) => Ok(None),
+            (None, Err(e)) => Err(self.error(e, false)),
+        }
+    }
+
+    /// A harmless read-only call that MFA-enforcing policies deny without MFA.
+    pub fn list_account_aliases(&self) -> Result<(), StsError> {
+        self.rt
+            .block_on(self.iam.list_account_aliases().send())
+            .map(|_| ())
+            .map_err(|e| self.error(e, false))
+    }
+}
+
+/// The server's `Date` and the local time, read as the reply arrives.
+type SeenDate =
+    std::sync::Arc<std::sync::Mutex<Option<(std::time::SystemTime, std::time::SystemTime)>>>;
+
+/// Reads the raw reply's `Date` header before the SDK parses it: the SDK
+/// keeps no headers of a parsed GetCallerIdentity.
+#[derive(Debug)]
+struct DateHeader(SeenDate);
+
+impl aws_sdk_sts::config::Intercept for DateHeader {
+    fn name(&self) -> &'static str {
+        "stsmfa-doctor-date-header"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        ctx: &aws_sdk_sts::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_sts::config::RuntimeComponents,
+        _: &mut aws_sdk_sts::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sts::error::BoxError> {
+        let local = std::time::SystemTime::now();
+        let server = ctx
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| {
+                aws_sdk_sts::primitives::DateTime::from_str(
+                    d,
+                    aws_sdk_sts::primitives::DateTimeFormat::HttpDate,
+                )
+                .ok()
+            })
+            .and_then(|d| std::time::SystemTime::try_from(d).ok());
+        if let (Some(server), Ok(mut seen)) = (server, self.0.lock()) {
+            *seen = Some((server, local));
+        }
+        Ok(())
+    }
+}

@@ -3,11 +3,13 @@
 //! small; it takes the same command line.
 
 mod aws;
+mod doctor;
 mod enroll;
 mod keycmds;
 mod keys;
 mod rotate;
 mod run;
+mod server;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -17,6 +19,6 @@ fn main() -> ExitCode {
     stsmfa_core::passphrase::take_from_env();
     stsmfa_core::harden::no_core_dumps();
     let cli = Cli::parse();
-    stsmfa_core::set_verbose(cli.verbose);
+    stsmfa_core::set_verbose(cli.globals.verbose);
     stsmfa_core::exit(run::run(cli))
 }

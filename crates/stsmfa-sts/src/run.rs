@@ -18,13 +18,15 @@ use stsmfa_core::sts::Sts;
 pub fn run(cli: Cli) -> Result<u8, Fail> {
     if let Some(args) = commands::session_args(&cli.command) {
         let mut settings = commands::settings(args)?;
-        settings.after_miss = cli.after_miss;
+        settings.after_miss = cli.globals.after_miss;
         let code = settings.code.clone();
         let ykman = settings.ykman_account.clone();
         let session = obtain(&settings, &mut || prompt::provider(&code, ykman.as_deref()))?;
         return commands::deliver(&cli.command, &settings, &session);
     }
     match cli.command {
+        Command::Exec(args) if args.server => crate::server::exec(&args),
+        Command::Serve(args) => crate::server::serve(&args),
         Command::Enroll(args) => crate::enroll::enroll(&args),
         Command::Add(args) => crate::keycmds::add(&args),
         Command::Import(args) => crate::keycmds::import(&args),
@@ -32,6 +34,7 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
         Command::List(args) => crate::keycmds::list(&args),
         Command::Rotate(args) => crate::rotate::rotate(&args),
         Command::Man => man(),
+        Command::Doctor(args) => crate::doctor::doctor(&args),
         other => commands::light(other),
     }
 }

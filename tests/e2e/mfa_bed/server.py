@@ -20,6 +20,9 @@ that tests use to set up users and look at or change the bed's state:
                                  action waits `seconds` first; with drop, it is then
                                  answered 503 without being carried out (a client killed
                                  meanwhile never sees it done: the interrupted rotate test)
+  POST /stsmfa-bed/clock-skew  {"access_key_id", "seconds"}: replies to requests signed
+                               with that key carry a `Date` header that many seconds off
+                               (0 puts it right again)
 
 With --port 0 the OS picks the port. Once listening, the server prints one line
 `mfa_bed listening on http://HOST:PORT` on stdout.
@@ -37,6 +40,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -59,6 +63,15 @@ from .otp import code_for_step, step_at  # noqa: E402
 
 ADMIN_PREFIX = "/stsmfa-bed/"
 REGION = "us-east-1"
+
+
+# Seconds to add to the `Date` header of replies to requests signed with a
+# key: a client whose clock is off, seen from the server.
+CLOCK_SKEW: dict[str, float] = {}
+# The skew of the request this thread is answering (werkzeug answers each
+# request on its own thread and writes `Date` after the app returns).
+_REQUEST = threading.local()
+_SIGNING_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
 
 
 class AdminError(Exception):
@@ -163,6 +176,7 @@ def handle_admin(request: Request) -> Any:
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
         with _DELAYS_LOCK:
             _DELAYS.clear()
+        CLOCK_SKEW.clear()
         return {"reset": True}
     if (method, route) == ("POST", "create-user"):
         if not body.get("name"):
@@ -194,6 +208,19 @@ def handle_admin(request: Request) -> Any:
                 raise AdminError(400, "not an MFA session")
             session.mfa_auth_time -= float(body.get("seconds", 0))
             return session.info()
+    if (method, route) == ("POST", "clock-skew"):
+        key = str(body.get("access_key_id") or "")
+        if not key:
+            raise AdminError(400, "access_key_id is required")
+        try:
+            seconds = float(body.get("seconds", 0))
+        except (TypeError, ValueError):
+            raise AdminError(400, "seconds must be a number") from None
+        if seconds:
+            CLOCK_SKEW[key] = seconds
+        else:
+            CLOCK_SKEW.pop(key, None)
+        return {"access_key_id": key, "seconds": seconds}
     if (method, route) == ("GET", "session"):
         session = STATE.sessions.get(request.args.get("access_key_id", ""))
         return session.info() if session else None
@@ -272,7 +299,10 @@ class BedApp:
                     mimetype="text/xml",
                 )
                 return response(environ, start_response)
+            signed = _SIGNING_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+            _REQUEST.skew = CLOCK_SKEW.get(signed.group(1), 0.0) if signed else 0.0
             return self.moto_app(environ, start_response)
+        _REQUEST.skew = 0.0
         request = Request(environ)
         try:
             payload, status = handle_admin(request), 200
@@ -282,6 +312,15 @@ class BedApp:
             payload, status = {"error": f"{type(exc).__name__}: {exc}"}, 500
         response = Response(json.dumps(payload), status=status, mimetype="application/json")
         return response(environ, start_response)
+
+
+class BedRequestHandler(MotoRequestHandler):
+    """moto's handler, with the `Date` header of a skewed key's replies moved."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        if timestamp is None:
+            timestamp = time.time() + getattr(_REQUEST, "skew", 0.0)
+        return super().date_time_string(timestamp)
 
 
 def build_app() -> BedApp:
@@ -299,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     server = make_server(
-        args.host, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler
+        args.host, args.port, build_app(), threaded=True, request_handler=BedRequestHandler
     )
     port = server.socket.getsockname()[1]
     # moto builds some URLs from MOTO_PORT.

@@ -21,6 +21,13 @@ use std::time::SystemTime;
 pub fn front(cli: Cli) -> Result<u8, Fail> {
     if let Some(args) = session_args(&cli.command) {
         let settings = settings(args)?;
+        // While another process renews this session, reading the store can
+        // only miss; with the Secret Service that read is a D-Bus session of
+        // its own, and 256 of them at once queue up in the keyring daemon.
+        if renewal_in_progress(&settings) {
+            crate::diag("another stsmfa process is renewing this session; waiting for it");
+            return handoff(true);
+        }
         // Quietly: if the store has a problem, stsmfa-sts says so once.
         let store = store::open_quiet(settings.store);
         if let Ok(Some(session)) =
@@ -38,8 +45,24 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
         | Command::Rotate(_)
         | Command::Remove(_)
         | Command::List(_) => handoff(false),
+        Command::Doctor(args) => handoff(false).or_else(|e| no_full_binary(&args, &e)),
+        // The credential endpoint runs in stsmfa-sts, never through execve here.
+        Command::Exec(_) | Command::Serve(_) => handoff(false),
         other => light(other),
     }
+}
+
+/// True when the served profile's lock is held, checked only where a store
+/// read costs more than the check (keyutils reads cost less than the probe).
+fn renewal_in_progress(settings: &Settings) -> bool {
+    if settings.refresh || settings.store == store::StoreChoice::Keyutils {
+        return false;
+    }
+    let name = match settings.roles.last() {
+        Some(role) => crate::roles::lock_name(role),
+        None => settings.profile.clone(),
+    };
+    crate::lock::busy(&settings.state_dir, &name)
 }
 
 /// The commands both binaries run the same way.
@@ -49,16 +72,19 @@ pub fn light(command: Command) -> Result<u8, Fail> {
         Command::Clear(args) => status::clear(&args),
         Command::Init(args) => setup::init(args.shell),
         Command::Completions(args) => setup::completions(args.shell),
-        _ => unreachable!("session, key store commands, enroll and man are dispatched before"),
+        _ => unreachable!(
+            "session, key store and endpoint commands, enroll and man are dispatched before"
+        ),
     }
 }
 
-/// The profile arguments of the commands that hand out a session.
+/// The profile arguments of the commands that hand out a session once
+/// (`exec --server` and `serve` hand it out for as long as they run).
 pub fn session_args(command: &Command) -> Option<&ProfileArgs> {
     match command {
         Command::CredentialProcess(args) => Some(args),
         Command::Env(args) => Some(&args.base),
-        Command::Exec(args) => Some(&args.base),
+        Command::Exec(args) if !args.server => Some(&args.base),
         _ => None,
     }
 }
@@ -129,6 +155,17 @@ fn handoff(after_miss: bool) -> Result<u8, Fail> {
         let status = cmd.status().map_err(missing)?;
         Ok(status.code().map(|c| (c & 0xff) as u8).unwrap_or(1))
     }
+}
+
+/// `doctor` without `stsmfa-sts`, which runs the checks: that is the
+/// finding, reported as doctor reports it.
+fn no_full_binary(args: &crate::cli::DoctorArgs, fail: &Fail) -> Result<u8, Fail> {
+    use crate::doctor_report::{Check, Report};
+    let report = Report {
+        profile: config::profile_name(args.profile.as_deref(), &crate::real_env),
+        checks: vec![Check::from_fail("install", fail)],
+    };
+    Ok(report.print(args.json))
 }
 
 /// The settings of a session command, from its options, the environment and

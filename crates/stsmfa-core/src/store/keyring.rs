@@ -15,7 +15,7 @@ const SECRET_SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
 /// miss connects twice (in `stsmfa`, then in `stsmfa-sts`).
 const SECRET_SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
-struct Keyring {
+pub(super) struct Keyring {
     kind: StoreChoice,
     inner: Arc<CoreStore>,
     /// [`SERVICE`] for sessions; another for long-term keys, so that
@@ -24,6 +24,44 @@ struct Keyring {
 }
 
 impl Keyring {
+    /// keyring-core's Secret Service store, connected within `timeout`.
+    pub(super) fn open_secret_service(
+        service: &'static str,
+        timeout: Duration,
+    ) -> Result<Keyring, StoreError> {
+        let choice = StoreChoice::SecretService;
+        // A bus that accepts but never answers must not hang every AWS call.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(build(choice));
+        });
+        let made = rx
+            .recv_timeout(timeout)
+            .map_err(|_| StoreError::Unavailable {
+                store: choice,
+                detail: format!(
+                    "no answer from the session bus within {} s",
+                    timeout.as_secs()
+                ),
+            })?;
+        Keyring::made(choice, made, service)
+    }
+
+    fn made(choice: StoreChoice, made: Made, service: &'static str) -> Result<Keyring, StoreError> {
+        let inner = made.map_err(|e| match e {
+            KError::NoStorageAccess(_) => StoreError::Locked { store: choice },
+            other => StoreError::Unavailable {
+                store: choice,
+                detail: other.to_string(),
+            },
+        })?;
+        Ok(Keyring {
+            kind: choice,
+            inner,
+            service,
+        })
+    }
+
     fn map(&self, e: KError) -> StoreError {
         match e {
             KError::NoStorageAccess(_) => StoreError::Locked { store: self.kind },
@@ -113,35 +151,15 @@ pub fn open_service(
     choice: StoreChoice,
     service: &'static str,
 ) -> Result<Box<dyn CredentialStore>, StoreError> {
-    let made = if choice == StoreChoice::SecretService {
-        // A bus that accepts but never answers must not hang every AWS call.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(build(choice));
-        });
-        rx.recv_timeout(SECRET_SERVICE_CONNECT_TIMEOUT)
-            .map_err(|_| StoreError::Unavailable {
-                store: StoreChoice::SecretService,
-                detail: format!(
-                    "no answer from the session bus within {} s",
-                    SECRET_SERVICE_CONNECT_TIMEOUT.as_secs()
-                ),
-            })?
-    } else {
-        build(choice)
-    };
-    let inner = made.map_err(|e| match e {
-        KError::NoStorageAccess(_) => StoreError::Locked { store: choice },
-        other => StoreError::Unavailable {
-            store: choice,
-            detail: other.to_string(),
-        },
-    })?;
-    Ok(Box::new(Keyring {
-        kind: choice,
-        inner,
-        service,
-    }))
+    #[cfg(target_os = "linux")]
+    if choice == StoreChoice::SecretService {
+        return Ok(Box::new(super::secret_service::SecretServiceStore::open(
+            service,
+            SECRET_SERVICE_CONNECT_TIMEOUT,
+            SECRET_SERVICE_TIMEOUT,
+        )?));
+    }
+    Ok(Box::new(Keyring::made(choice, build(choice), service)?))
 }
 
 /// The platform's store, falling back on Linux from Secret Service to

@@ -2,11 +2,14 @@
 
 mod auto;
 mod keyring;
+#[cfg(target_os = "linux")]
+mod secret_service;
 
 #[cfg(test)]
 pub mod memory;
 
 pub use auto::Auto;
+pub use keyring::platform_stores;
 
 use crate::error::Fail;
 use crate::fail;
