@@ -118,6 +118,29 @@ pub enum Command {
     #[command(after_help = "Example:\n  stsmfa enroll work --qr-png ~/mfa.png")]
     Enroll(EnrollArgs),
 
+    // Long-term keys in the key store ------------------------------------
+    /// Store an IAM user's long-term access key in the key store (checked with AWS first).
+    #[command(
+        after_help = "Examples:\n  stsmfa add work                      # asks for the key ID and the secret\n  AWS_ACCESS_KEY_ID=AKIA... AWS_SECRET_ACCESS_KEY=... stsmfa add work --env\n  stsmfa add work --key-store file     # an encrypted file (headless machines)"
+    )]
+    Add(AddArgs),
+
+    /// Move long-term keys from ~/.aws/credentials into the key store.
+    #[command(after_help = "Examples:\n  stsmfa import work\n  stsmfa import --all")]
+    Import(ImportArgs),
+
+    /// Replace the profile's access key with a new one, then delete the old (needs MFA).
+    #[command(after_help = "Example:\n  stsmfa rotate work")]
+    Rotate(RotateArgs),
+
+    /// Delete a profile's stored keys and its cached sessions.
+    #[command(after_help = "Examples:\n  stsmfa remove work\n  stsmfa remove work --yes")]
+    Remove(RemoveArgs),
+
+    /// List the profiles with keys in the key store (never a secret).
+    #[command(after_help = "Examples:\n  stsmfa list\n  stsmfa list --json")]
+    List(ListArgs),
+    // ----------------------------------------------------------------------
     /// Print the shell integration (stsmfa-use, stsmfa-drop, a prompt segment).
     #[command(
         after_help = "Examples:\n  eval \"$(stsmfa init bash)\"                  # in ~/.bashrc\n  eval \"$(stsmfa init zsh)\"                   # in ~/.zshrc\n  stsmfa init fish | source                  # in ~/.config/fish/config.fish\n  Invoke-Expression (& stsmfa init powershell | Out-String)   # in $PROFILE"
@@ -295,6 +318,85 @@ pub struct EnrollArgs {
     pub region: Option<String>,
 }
 
+// Long-term keys in the key store ----------------------------------------
+
+/// Where long-term keys go.
+#[derive(Debug, Args, Default, Clone)]
+pub struct KeyStoreOpt {
+    /// Where long-term keys are kept: auto, keychain, wincred, secret-service, file
+    /// (never keyutils) [env: STSMFA_KEY_STORE].
+    #[arg(long, value_name = "KEY_STORE")]
+    pub key_store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The profile the keys are for.
+    #[arg(value_name = "PROFILE", add = profile_candidates())]
+    pub profile: String,
+
+    /// Take the keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long)]
+    pub env: bool,
+
+    /// Create [profile PROFILE] in ~/.aws/config without asking, if it is missing.
+    #[arg(long)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub key_store: KeyStoreOpt,
+
+    /// AWS region for the check with STS [env: AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The profiles whose keys to move.
+    #[arg(value_name = "PROFILE", required_unless_present = "all", conflicts_with = "all", add = profile_candidates())]
+    pub profiles: Vec<String>,
+
+    /// Every profile with keys in ~/.aws/credentials.
+    #[arg(long)]
+    pub all: bool,
+
+    #[command(flatten)]
+    pub key_store: KeyStoreOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub base: ProfileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The profile whose stored keys to delete.
+    #[arg(value_name = "PROFILE", add = profile_candidates())]
+    pub profile: String,
+
+    /// Do not ask.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Which store to clear the profile's sessions from [env: STSMFA_STORE].
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub store: Option<StoreChoice>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Machine-readable output: a JSON array.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which store to look in for cached sessions [env: STSMFA_STORE].
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub store: Option<StoreChoice>,
+}
+// -------------------------------------------------------------------------
 // ---- doctor
 #[derive(Debug, Args)]
 pub struct DoctorArgs {

@@ -6,7 +6,7 @@
 
 use crate::EnvLookup;
 use crate::cli::SessionOpts;
-use crate::credentials::LongTermKeys;
+use crate::credentials::{KeySource, LongTermKeys};
 use crate::error::Fail;
 use crate::fail;
 #[cfg(test)]
@@ -82,7 +82,8 @@ pub struct Settings {
     pub store: StoreChoice,
     /// `--region`, the environment or the profile; `None` leaves it to the SDK.
     pub region: Option<String>,
-    pub keys: LongTermKeys,
+    /// The keys in the AWS files, or "look in the key store" (on a miss).
+    pub keys: KeySource,
     pub lock_timeout: Duration,
     /// Bound on one whole STS/IAM call (`STSMFA_TIMEOUT`).
     pub timeout: Duration,
@@ -517,7 +518,13 @@ fn served_profile<'a>(
         && let Some(target) = profile.get("credential_process").and_then(stsmfa_target)
         && target != name
         && let Some(p) = profiles.get_profile(&target)
-        && (p.get("aws_access_key_id").is_some() || p.get("role_arn").is_some())
+        && (p.get("aws_access_key_id").is_some()
+            || p.get("role_arn").is_some()
+            // Keys in the key store: a profile that is not itself a
+            // credential_process of another profile.
+            || p.get("credential_process")
+                .and_then(stsmfa_target)
+                .is_none_or(|t| t == target))
     {
         return Ok((target, p));
     }
@@ -546,26 +553,57 @@ fn stsmfa_target(cmd: &str) -> Option<String> {
     None
 }
 
-fn long_term_keys(name: &str, profile: &Profile) -> Result<LongTermKeys, Fail> {
+/// The keys in the profile, or [`KeySource::Store`] when it has none: the
+/// key store is read on a miss (`stsmfa-sts`), which reports a profile with
+/// keys nowhere ([`no_keys`]).
+fn long_term_keys(name: &str, profile: &Profile) -> Result<KeySource, Fail> {
     let get = |k: &str| profile.get(k).map(str::trim).filter(|v| !v.is_empty());
     match (get("aws_access_key_id"), get("aws_secret_access_key")) {
         (Some(id), Some(secret)) => {
             if get("aws_session_token").is_some() {
                 return Err(fail!("profile '{name}' holds temporary credentials (aws_session_token), not an IAM user's long-term keys")
-                    .hint(format!("put the IAM user's access key in [{name}] of ~/.aws/credentials and remove aws_session_token")));
+                    .hint(format!("put the IAM user's access key in [{name}] of ~/.aws/credentials and remove aws_session_token"))
+                    .hint(format!("or store it with `stsmfa add {name}` and remove the three lines")));
             }
-            Ok(LongTermKeys { access_key_id: id.to_owned(), secret_access_key: Secret::new(secret.to_owned()) })
+            Ok(KeySource::File(LongTermKeys {
+                access_key_id: id.to_owned(),
+                secret_access_key: Secret::new(secret.to_owned()),
+            }))
         }
-        (Some(_), None) => Err(fail!("profile '{name}' has aws_access_key_id but no aws_secret_access_key")
-            .hint(format!("add aws_secret_access_key to [{name}] in ~/.aws/credentials"))),
-        _ if get("credential_process").is_some() => Err(fail!(
+        (Some(_), None) => Err(fail!(
+            "profile '{name}' has aws_access_key_id but no aws_secret_access_key"
+        )
+        .hint(format!(
+            "add aws_secret_access_key to [{name}] in ~/.aws/credentials"
+        ))),
+        _ => Ok(KeySource::Store),
+    }
+}
+
+/// The error for a profile with long-term keys neither in the key store nor
+/// in the AWS files.
+pub fn no_keys(name: &str, profile: Option<&Profile>) -> Fail {
+    let only_process = profile
+        .and_then(|p| p.get("credential_process"))
+        .is_some_and(|v| !v.trim().is_empty())
+        && profile
+            .and_then(|p| p.get("credential_process"))
+            .and_then(stsmfa_target)
+            .is_none_or(|t| t != name);
+    if only_process {
+        return fail!(
             "profile '{name}' only has a credential_process; stsmfa needs the IAM user's long-term keys"
         )
-        .hint(format!("put aws_access_key_id and aws_secret_access_key in [{name}] of ~/.aws/credentials"))
-        .hint("keep `credential_process = stsmfa credential-process SOURCE` in a separate profile that names that source profile")),
-        _ => Err(fail!("profile '{name}' has no long-term access key")
-            .hint(format!("add aws_access_key_id and aws_secret_access_key to [{name}] in ~/.aws/credentials"))),
+        .hint(format!("store them with `stsmfa add {name}`, or put aws_access_key_id and aws_secret_access_key in [{name}] of ~/.aws/credentials"))
+        .hint("keep `credential_process = stsmfa credential-process SOURCE` in a separate profile that names that source profile");
     }
+    fail!("profile '{name}' has no long-term access key")
+        .hint(format!(
+            "store one with `stsmfa add {name}` (or `stsmfa import {name}` from ~/.aws/credentials)"
+        ))
+        .hint(format!(
+            "or add aws_access_key_id and aws_secret_access_key to [{name}] in ~/.aws/credentials"
+        ))
 }
 
 fn first(candidates: &[(Option<String>, &'static str)]) -> Option<(String, &'static str)> {
@@ -807,15 +845,42 @@ mod tests {
     }
 
     #[test]
-    fn profile_with_only_credential_process_is_an_error() {
+    fn a_profile_without_keys_in_the_files_looks_in_the_key_store() {
         let set = profiles("[profile loop]\ncredential_process = other-tool get\n", "");
-        let e = resolve(Some("loop"), &SessionOpts::default(), &env_of(&[]), &set).unwrap_err();
+        let s = resolve(Some("loop"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
+        assert!(matches!(s.keys, KeySource::Store));
+        assert_eq!(s.keys.cache_id(), crate::credentials::KEY_STORE_MARKER);
+        // With nothing in the key store either, the miss reports it so.
+        let e = no_keys("loop", set.get_profile("loop"));
         assert!(
             e.message.contains("only has a credential_process"),
             "{}",
             e.message
         );
-        assert!(!e.hints.is_empty());
+        assert!(e.hints.iter().any(|h| h.contains("stsmfa add loop")));
+        let e = no_keys("bare", None);
+        assert!(
+            e.message.contains("no long-term access key"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_credential_process_profile_leads_to_a_source_whose_keys_are_stored() {
+        let set = profiles(
+            "[profile work-mfa]\ncredential_process = stsmfa credential-process work\n[profile work]\nmfa_serial = arn:aws:iam::111122223333:mfa/alice\n",
+            "",
+        );
+        let s = resolve(
+            Some("work-mfa"),
+            &SessionOpts::default(),
+            &env_of(&[]),
+            &set,
+        )
+        .unwrap();
+        assert_eq!(s.profile, "work");
+        assert!(matches!(s.keys, KeySource::Store));
     }
 
     #[test]
@@ -951,7 +1016,7 @@ mod tests {
         let s = resolve(Some("prod"), &SessionOpts::default(), &env_of(&[]), &set).unwrap();
         assert_eq!(s.profile, "work", "the keys' profile");
         assert_eq!(s.served_profile(), "prod");
-        assert_eq!(s.keys.access_key_id, "AKIAWORK");
+        assert_eq!(s.keys.cache_id(), "AKIAWORK");
         assert_eq!(
             s.mfa_serial.as_deref(),
             Some("arn:aws:iam::111122223333:mfa/alice"),

@@ -21,6 +21,43 @@ pub struct LongTermKeys {
     pub secret_access_key: Secret<String>,
 }
 
+/// Where the source profile's long-term keys are. Resolved without reading
+/// the key store, so that a cache hit stays one store read: keys in the AWS
+/// files are known at once; otherwise `stsmfa-sts` reads the key store on a
+/// miss.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `aws_access_key_id` and `aws_secret_access_key` in the AWS files.
+    File(LongTermKeys),
+    /// No keys in the files: the key store's entry for the profile.
+    Store,
+}
+
+/// What names a session got with keys from the key store in its cache key,
+/// instead of their key ID (unknown on a hit). `add`, `import`, `rotate`
+/// and `remove` clear the profile's sessions, so no session outlives the
+/// key it came from.
+pub const KEY_STORE_MARKER: &str = "key-store";
+
+impl KeySource {
+    /// The long-term key ID sessions are cached under: the file's key, or
+    /// [`KEY_STORE_MARKER`].
+    pub fn cache_id(&self) -> &str {
+        match self {
+            KeySource::File(k) => &k.access_key_id,
+            KeySource::Store => KEY_STORE_MARKER,
+        }
+    }
+
+    /// The keys in the AWS files, if any.
+    pub fn in_file(&self) -> Option<&LongTermKeys> {
+        match self {
+            KeySource::File(k) => Some(k),
+            KeySource::Store => None,
+        }
+    }
+}
+
 /// What is stored in the keyring: compact JSON, well under Windows' 2,560 bytes.
 /// Short field names keep it small; `v` lets a future format be told apart.
 #[derive(Serialize, Deserialize)]

@@ -16,6 +16,7 @@ pub mod failure;
 pub mod harden;
 pub mod lock;
 pub mod output;
+pub mod passphrase;
 pub mod profiles;
 pub mod prompt;
 pub mod roles;

@@ -33,7 +33,7 @@ fn key(s: &Settings, n: usize, serial: String) -> CacheKey {
     CacheKey {
         profile: s.roles[n].profile.clone(),
         serial,
-        source_key_id: s.keys.access_key_id.clone(),
+        source_key_id: s.keys.cache_id().to_owned(),
         role: Some(RoleRef {
             arn: s.roles[n].arn.clone(),
             chain,
@@ -221,7 +221,7 @@ fn long_path(
     let mut provider = (deps.provider)()?;
     let sts = (deps.sts)()?;
     let serial = match s.mfa_serial.clone().or_else(|| {
-        Cache::new(deps.store, &s.state_dir).known_serial(&s.profile, &s.keys.access_key_id)
+        Cache::new(deps.store, &s.state_dir).known_serial(&s.profile, s.keys.cache_id())
     }) {
         Some(serial) => serial,
         None => session::discover_serial(s, sts.as_ref())
@@ -373,7 +373,7 @@ fn role_fail(s: &Settings, n: usize, e: &StsError) -> Fail {
 mod tests {
     use super::*;
     use crate::config::CodeSource;
-    use crate::credentials::{LongTermKeys, Session};
+    use crate::credentials::{KeySource, LongTermKeys, Session};
     use crate::prompt::{Ask, CodeProvider};
     use crate::secret::Secret;
     use crate::store::StoreChoice;
@@ -503,10 +503,10 @@ mod tests {
                 min_ttl: Duration::from_secs(900),
                 store: StoreChoice::None,
                 region: Some("eu-west-1".into()),
-                keys: LongTermKeys {
+                keys: KeySource::File(LongTermKeys {
                     access_key_id: "AKIAWORK".into(),
                     secret_access_key: Secret::new("x".into()),
-                },
+                }),
                 lock_timeout: Duration::from_secs(1),
                 timeout: Duration::from_secs(30),
                 state_dir: self.dir.to_path_buf(),

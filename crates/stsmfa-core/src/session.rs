@@ -69,7 +69,7 @@ fn cache_key(s: &Settings, serial: String) -> CacheKey {
     CacheKey {
         profile: s.profile.clone(),
         serial,
-        source_key_id: s.keys.access_key_id.clone(),
+        source_key_id: s.keys.cache_id().to_owned(),
         role: None,
     }
 }
@@ -108,7 +108,7 @@ pub(crate) fn cached_mfa(
     let Some(serial) = s
         .mfa_serial
         .clone()
-        .or_else(|| cache.known_serial(&s.profile, &s.keys.access_key_id))
+        .or_else(|| cache.known_serial(&s.profile, s.keys.cache_id()))
     else {
         crate::diag(&format!(
             "cache miss for profile {}: its MFA device is not known yet",
@@ -554,7 +554,7 @@ pub(crate) fn least_life(duration: Duration, min_ttl: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::config::CodeSource;
-    use crate::credentials::LongTermKeys;
+    use crate::credentials::{KeySource, LongTermKeys};
     use crate::secret::Secret;
     use crate::store::StoreChoice;
     use crate::store::memory::MemoryStore;
@@ -652,10 +652,10 @@ mod tests {
             min_ttl: Duration::from_secs(900),
             store: StoreChoice::None,
             region: None,
-            keys: LongTermKeys {
+            keys: KeySource::File(LongTermKeys {
                 access_key_id: "AKIAWORK".into(),
                 secret_access_key: Secret::new("x".into()),
-            },
+            }),
             lock_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
             state_dir: dir.to_owned(),
@@ -726,6 +726,27 @@ mod tests {
         let second = w.run(&s, vec![], true).unwrap();
         assert_eq!(first, second);
         assert_eq!(w.calls.borrow().gst.len(), 1, "no second STS call");
+    }
+
+    #[test]
+    fn keys_in_the_key_store_are_cached_under_the_marker_and_hit_without_keys() {
+        let w = World::new("store-keys");
+        let mut s = settings(&w.dir, Some("arn:aws:iam::1:mfa/alice"));
+        s.keys = KeySource::Store;
+        w.run(&s, vec!["123456"], true).unwrap();
+        let names: Vec<String> = w.store.entries.borrow().keys().cloned().collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.ends_with(&format!("|{}", crate::credentials::KEY_STORE_MARKER))),
+            "{names:?}"
+        );
+        // The hit needs no key at all: `cached` is all the small binary runs.
+        let hit = cached(&s, &w.store, now).unwrap();
+        assert!(hit.is_some());
+        // Keys in the file name their own sessions: no hit from the marker's.
+        let file = settings(&w.dir, Some("arn:aws:iam::1:mfa/alice"));
+        assert!(cached(&file, &w.store, now).unwrap().is_none());
     }
 
     #[test]

@@ -304,9 +304,14 @@ mod sys {
                 })
                 .unwrap_or(Err(Errno::EXIST))
                 .map_err(|e| cannot("write", &path, e))?;
-            let done = File::from(fd).write_all(bytes).and_then(|()| {
-                rfs::renameat(&self.fd, &tmp, &self.fd, name).map_err(std::io::Error::from)
-            });
+            // Synced before the rename: a crash leaves the old file or the new.
+            let mut file = File::from(fd);
+            let done = file
+                .write_all(bytes)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| {
+                    rfs::renameat(&self.fd, &tmp, &self.fd, name).map_err(std::io::Error::from)
+                });
             if let Err(e) = done {
                 let _ = rfs::unlinkat(&self.fd, &tmp, AtFlags::empty());
                 return Err(cannot("write", &path, e));

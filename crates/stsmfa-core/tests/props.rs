@@ -272,3 +272,69 @@ proptest! {
         prop_assert_eq!(files, 1, "sourcing {:?} created a file", text);
     }
 }
+
+/// Lines a hand-kept credentials file may hold: headers (odd spacing too),
+/// the key lines in any case and spacing, other keys, comments, blanks.
+fn credentials_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\[ ?(work|play|default|profile work|w) ?\\]( # [a-z ]{0,8})?",
+        "(aws_access_key_id|aws_secret_access_key|AWS_Secret_Access_Key|aws_session_token|region|output)[ \t]{0,2}=[ \t]{0,2}[A-Za-z0-9/+= #]{0,24}",
+        "[#;][ -~]{0,20}",
+        "[ \t]{0,3}",
+        "[a-z_]{1,10} = [ -~]{0,16}",
+    ]
+}
+
+proptest! {
+    /// `import`'s edit drops only the two key lines of the profile: every
+    /// other line stays byte for byte, in order, line endings included, and
+    /// the other profiles parse the same.
+    #[test]
+    fn import_edit_keeps_every_other_line(
+        lines in proptest::collection::vec((credentials_line(), prop_oneof![Just("\n"), Just("\r\n")]), 0..40),
+        last_newline in any::<bool>(),
+    ) {
+        use stsmfa_core::profiles::keys_edit::{KEY_NAMES, remove_keys};
+        let mut text: String = lines.iter().map(|(l, e)| format!("{l}{e}")).collect();
+        if !last_newline && text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') { text.pop(); }
+        }
+        let (out, n) = remove_keys(&text, "work");
+        // What should go: key lines while inside a [work] or [profile work] section.
+        let mut inside = false;
+        let mut expected = String::new();
+        let mut dropped = 0;
+        for line in text.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let t = body.trim();
+            if let Some(rest) = t.strip_prefix('[') {
+                let name = rest.split(']').next().unwrap().trim();
+                inside = name == "work" || name.strip_prefix("profile ").map(str::trim) == Some("work");
+            } else if inside && !body.starts_with([' ', '\t'])
+                && body.split_once('=').is_some_and(|(k, _)| KEY_NAMES.iter().any(|n| n.eq_ignore_ascii_case(k.trim())))
+            {
+                dropped += 1;
+                continue;
+            }
+            expected.push_str(line);
+        }
+        // Continuation lines (indented, non-blank) after a dropped key line go with it.
+        let kept_lines: Vec<&str> = out.split_inclusive('\n').collect();
+        let mut it = expected.split_inclusive('\n').peekable();
+        for k in &kept_lines {
+            loop {
+                let e = it.next();
+                prop_assert!(e.is_some(), "line {:?} was not in the file", k);
+                if e == Some(*k) { break; }
+                prop_assert!(e.unwrap().starts_with([' ', '\t']), "line {:?} lost", e);
+            }
+        }
+        prop_assert_eq!(n, dropped);
+        prop_assert!(out.len() <= text.len());
+        // A file with no key line for the profile is returned unchanged.
+        let (again, none) = remove_keys(&out, "work");
+        prop_assert_eq!(none, 0);
+        prop_assert_eq!(again, out);
+    }
+}

@@ -19,12 +19,14 @@ pub struct ClientSettings {
     pub timeout: Duration,
 }
 
-impl From<&stsmfa_core::config::Settings> for ClientSettings {
-    fn from(s: &stsmfa_core::config::Settings) -> ClientSettings {
+impl ClientSettings {
+    /// The client for a profile's settings and its long-term keys (from the
+    /// key store or the AWS files: `keys::resolve`).
+    pub fn new(s: &stsmfa_core::config::Settings, keys: LongTermKeys) -> ClientSettings {
         ClientSettings {
             profile: s.profile.clone(),
             region: s.region.clone(),
-            keys: s.keys.clone(),
+            keys,
             timeout: s.timeout,
         }
     }
@@ -43,11 +45,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AwsSts {
     pub fn new(s: &ClientSettings) -> Result<AwsSts, Fail> {
-        use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| fail!("cannot start the network runtime: {e}"))?;
         let creds = aws_credential_types::Credentials::new(
             &s.keys.access_key_id,
             s.keys.secret_access_key.expose(),
@@ -55,6 +52,28 @@ impl AwsSts {
             None,
             "stsmfa-source-profile",
         );
+        AwsSts::build(s, creds)
+    }
+
+    /// A client that calls with the MFA session `session` (for the IAM
+    /// calls AWS's self-manage policy allows only with MFA: `rotate`).
+    pub fn for_session(s: &ClientSettings, session: &Session) -> Result<AwsSts, Fail> {
+        let creds = aws_credential_types::Credentials::new(
+            &session.access_key_id,
+            session.secret_access_key.expose(),
+            Some(session.session_token.expose().clone()),
+            None,
+            "stsmfa-mfa-session",
+        );
+        AwsSts::build(s, creds)
+    }
+
+    fn build(s: &ClientSettings, creds: aws_credential_types::Credentials) -> Result<AwsSts, Fail> {
+        use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail!("cannot start the network runtime: {e}"))?;
         // Calls without a code are safe to retry: several short attempts.
         let attempt = s.timeout.min(Duration::from_secs(10));
         let timeouts = TimeoutConfig::builder()
@@ -243,6 +262,56 @@ fn one_line(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// IAM access-key calls used only by `rotate`.
+impl AwsSts {
+    /// The IDs of the user's access keys.
+    pub fn list_access_keys(&self, user: &str) -> Result<Vec<String>, StsError> {
+        let out = self
+            .rt
+            .block_on(self.iam.list_access_keys().user_name(user).send())
+            .map_err(|e| self.error(e, false))?;
+        Ok(out
+            .access_key_metadata()
+            .iter()
+            .filter_map(|m| m.access_key_id().map(str::to_owned))
+            .collect())
+    }
+
+    /// A new access key. One attempt only: a retry after a lost answer would
+    /// create a second key, which nobody would know.
+    pub fn create_access_key(&self, user: &str) -> Result<LongTermKeys, StsError> {
+        let call = self
+            .iam
+            .create_access_key()
+            .user_name(user)
+            .customize()
+            .config_override(self.iam_with_code())
+            .send();
+        let out = self.rt.block_on(call).map_err(|e| self.error(e, true))?;
+        let key = out.access_key().ok_or_else(|| StsError::Other {
+            code: "EmptyResponse".into(),
+            message: "CreateAccessKey returned no key".into(),
+        })?;
+        Ok(LongTermKeys {
+            access_key_id: key.access_key_id().to_owned(),
+            secret_access_key: Secret::new(key.secret_access_key().to_owned()),
+        })
+    }
+
+    pub fn delete_access_key(&self, user: &str, id: &str) -> Result<(), StsError> {
+        self.rt
+            .block_on(
+                self.iam
+                    .delete_access_key()
+                    .user_name(user)
+                    .access_key_id(id)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e, false))
+    }
 }
 
 /// IAM calls used only by `enroll`.

@@ -27,7 +27,7 @@ pub fn enroll(args: &EnrollArgs) -> Result<u8, Fail> {
         &profiles,
     )?;
     let profile = settings.profile.clone();
-    let client = ClientSettings::from(&settings);
+    let client = ClientSettings::new(&settings, crate::keys::resolve(&settings)?);
     let aws = AwsSts::new(&client)?;
     let mut term = Tty::open()?.ok_or_else(|| {
         fail!("enroll needs a terminal: it shows a QR code and asks for two codes")

@@ -5,6 +5,9 @@
 mod aws;
 mod doctor;
 mod enroll;
+mod keycmds;
+mod keys;
+mod rotate;
 mod run;
 mod server;
 
@@ -13,6 +16,7 @@ use std::process::ExitCode;
 use stsmfa_core::cli::Cli;
 
 fn main() -> ExitCode {
+    stsmfa_core::passphrase::take_from_env();
     stsmfa_core::harden::no_core_dumps();
     let cli = Cli::parse();
     stsmfa_core::set_verbose(cli.globals.verbose);

@@ -28,6 +28,11 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
         Command::Exec(args) if args.server => crate::server::exec(&args),
         Command::Serve(args) => crate::server::serve(&args),
         Command::Enroll(args) => crate::enroll::enroll(&args),
+        Command::Add(args) => crate::keycmds::add(&args),
+        Command::Import(args) => crate::keycmds::import(&args),
+        Command::Remove(args) => crate::keycmds::remove(&args),
+        Command::List(args) => crate::keycmds::list(&args),
+        Command::Rotate(args) => crate::rotate::rotate(&args),
         Command::Man => man(),
         Command::Doctor(args) => crate::doctor::doctor(&args),
         other => commands::light(other),
@@ -40,8 +45,20 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
 /// commands, enroll's own terminal for its first session.
 pub fn obtain(settings: &Settings, provider: ProviderFactory) -> Result<Session, Fail> {
     let store = store::Lazy::new(settings.store);
-    let client = ClientSettings::from(settings);
-    let mut sts = || -> Result<Box<dyn Sts>, Fail> { Ok(Box::new(AwsSts::new(&client)?)) };
+    // The key store is read only now, on a miss, when STS is needed, and
+    // once however many clients the session logic makes.
+    let keys = std::cell::OnceCell::new();
+    let mut sts = || -> Result<Box<dyn Sts>, Fail> {
+        let keys = match keys.get() {
+            Some(k) => k,
+            None => {
+                let k = crate::keys::resolve(settings)?;
+                keys.get_or_init(|| k)
+            }
+        };
+        let client = ClientSettings::new(settings, keys.clone());
+        Ok(Box::new(AwsSts::new(&client)?))
+    };
     let mut deps = Deps {
         store: &store,
         sts: &mut sts,

@@ -13,6 +13,7 @@ use clap::CommandFactory;
 use stsmfa_core::cli::Cli;
 
 fn run() -> u8 {
+    stsmfa_core::passphrase::take_from_env();
     stsmfa_core::harden::no_core_dumps();
     // Answers shell completion requests (STSMFA_COMPLETE=bash stsmfa …) and exits.
     clap_complete::CompleteEnv::with_factory(Cli::command)

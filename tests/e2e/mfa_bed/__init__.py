@@ -205,6 +205,18 @@ class Bed:
     def virtual_devices(self) -> list[str]:
         return self._call("GET", "virtual-devices")
 
+    def delay(self, action: str, seconds: float, drop: bool = False) -> None:
+        """The next `action` request (e.g. DeleteAccessKey) waits `seconds`; with
+        drop it is then answered 503 and never carried out. One-shot."""
+        self._call("POST", "delay", {"action": action, "seconds": seconds, "drop": drop})
+
+    def held(self) -> list[str]:
+        """The actions whose request the delay hook is holding right now."""
+        return self._call("GET", "held")
+
+    def access_keys(self, user_name: str) -> list[str]:
+        """The IDs of the user's access keys, as IAM has them now."""
+        return self._call("GET", "access-keys", query={"user": user_name})
     def set_clock_skew(self, access_key_id: str, seconds: float) -> None:
         """Replies to requests signed with this key get a `Date` header `seconds` off
         (positive: the server is ahead, so the client's clock looks behind); 0 undoes it."""

@@ -14,6 +14,12 @@ that tests use to set up users and look at or change the bed's state:
   GET  /stsmfa-bed/session?access_key_id=...   -> session info (role info too) or null
   GET  /stsmfa-bed/mfa-devices?user=NAME       -> [{"serial", "enabled"}]
   GET  /stsmfa-bed/virtual-devices             -> [serial, ...]
+  GET  /stsmfa-bed/held          -> actions whose request the delay hook holds now
+  GET  /stsmfa-bed/access-keys?user=NAME       -> [access key id, ...]
+  POST /stsmfa-bed/delay         {"action", "seconds", "drop"}: the next request for that
+                                 action waits `seconds` first; with drop, it is then
+                                 answered 503 without being carried out (a client killed
+                                 meanwhile never sees it done: the interrupted rotate test)
   POST /stsmfa-bed/clock-skew  {"access_key_id", "seconds"}: replies to requests signed
                                with that key carry a `Date` header that many seconds off
                                (0 puts it right again)
@@ -25,7 +31,10 @@ With --port 0 the OS picks the port. Once listening, the server prints one line
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import threading
+import urllib.parse
 import logging
 import os
 import re
@@ -165,6 +174,8 @@ def handle_admin(request: Request) -> Any:
     if (method, route) == ("POST", "reset"):
         moto_api_internal.moto_api_backend.reset()
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        with _DELAYS_LOCK:
+            _DELAYS.clear()
         CLOCK_SKEW.clear()
         return {"reset": True}
     if (method, route) == ("POST", "create-user"):
@@ -217,7 +228,58 @@ def handle_admin(request: Request) -> Any:
         return mfa_devices(request.args.get("user", ""))
     if (method, route) == ("GET", "virtual-devices"):
         return sorted(iam_backend().virtual_mfa_devices)
+    if (method, route) == ("GET", "access-keys"):
+        user = iam_backend().users.get(request.args.get("user", ""))
+        if user is None:
+            raise AdminError(404, "no such user")
+        return [k.access_key_id for k in user.access_keys]
+    if (method, route) == ("POST", "delay"):
+        if not body.get("action"):
+            raise AdminError(400, "action is required")
+        with _DELAYS_LOCK:
+            _DELAYS[str(body["action"])] = (float(body.get("seconds", 0)), bool(body.get("drop", False)))
+        return {"delayed": str(body["action"])}
+    if (method, route) == ("GET", "held"):
+        with _DELAYS_LOCK:
+            return list(_HELD)
     raise AdminError(404, f"no admin route {method} /stsmfa-bed/{route}")
+
+
+# One-shot delays set through /stsmfa-bed/delay: action -> (seconds, drop).
+_DELAYS: dict[str, tuple[float, bool]] = {}
+_DELAYS_LOCK = threading.Lock()
+# Actions whose request is being held right now, for tests to wait on.
+_HELD: list[str] = []
+
+
+def _delayed(environ: dict[str, Any]) -> bool:
+    """Applies a pending delay to this request; True when it is to be dropped.
+    The body is read and put back, for moto to read again."""
+    with _DELAYS_LOCK:
+        if not _DELAYS:
+            return False
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    form = urllib.parse.parse_qs(body.decode(errors="replace"))
+    action = (form.get("Action") or query.get("Action") or [""])[0]
+    with _DELAYS_LOCK:
+        planned = _DELAYS.pop(action, None)
+    if planned is None:
+        return False
+    seconds, drop = planned
+    with _DELAYS_LOCK:
+        _HELD.append(action)
+    try:
+        time.sleep(seconds)
+    finally:
+        with _DELAYS_LOCK:
+            _HELD.remove(action)
+    return drop
 
 
 class BedApp:
@@ -228,6 +290,15 @@ class BedApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if not environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
+            if _delayed(environ):
+                response = Response(
+                    "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+                    "<Message>dropped by the bed's delay hook</Message></Error>"
+                    "<RequestId>stsmfa-bed-delay</RequestId></ErrorResponse>",
+                    status=503,
+                    mimetype="text/xml",
+                )
+                return response(environ, start_response)
             signed = _SIGNING_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
             _REQUEST.skew = CLOCK_SKEW.get(signed.group(1), 0.0) if signed else 0.0
             return self.moto_app(environ, start_response)

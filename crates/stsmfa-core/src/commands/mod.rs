@@ -39,6 +39,12 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
     }
     match cli.command {
         Command::Enroll(_) | Command::Man => handoff(false),
+        // The key store's commands (its crypto lives in stsmfa-sts).
+        Command::Add(_)
+        | Command::Import(_)
+        | Command::Rotate(_)
+        | Command::Remove(_)
+        | Command::List(_) => handoff(false),
         Command::Doctor(args) => handoff(false).or_else(|e| no_full_binary(&args, &e)),
         // The credential endpoint runs in stsmfa-sts, never through execve here.
         Command::Exec(_) | Command::Serve(_) => handoff(false),
@@ -66,7 +72,9 @@ pub fn light(command: Command) -> Result<u8, Fail> {
         Command::Clear(args) => status::clear(&args),
         Command::Init(args) => setup::init(args.shell),
         Command::Completions(args) => setup::completions(args.shell),
-        _ => unreachable!("session commands, the endpoint, enroll and man are dispatched before"),
+        _ => unreachable!(
+            "session, key store and endpoint commands, enroll and man are dispatched before"
+        ),
     }
 }
 
@@ -119,6 +127,10 @@ fn handoff(after_miss: bool) -> Result<u8, Fail> {
         cmd.arg("--after-miss");
     }
     cmd.args(std::env::args_os().skip(1));
+    // Taken out of this process's environment at start (see `passphrase`).
+    if let Some(p) = crate::passphrase::get() {
+        cmd.env(crate::passphrase::VAR, p.expose());
+    }
     let missing = |e: std::io::Error| {
         fail!("cannot run {}: {e}", full.display()).hint(format!(
             "{FULL_BINARY} must be installed next to stsmfa (./install.sh installs both)"

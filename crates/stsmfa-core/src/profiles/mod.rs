@@ -8,6 +8,7 @@
 //! by a differential property test (`tests/props.rs`).
 
 pub mod edit;
+pub mod keys_edit;
 
 use crate::error::Fail;
 use crate::fail;

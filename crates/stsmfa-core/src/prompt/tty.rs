@@ -134,6 +134,43 @@ impl<R: Input, W: Write> Tty<R, W> {
     }
 }
 
+impl Tty {
+    /// Asks for a secret (a key, a passphrase) without echo: echo is off
+    /// before the question shows, so nothing typed early is echoed either.
+    /// `None` at the end of input.
+    #[cfg(unix)]
+    pub fn hidden(&mut self, question: &str) -> Result<Option<String>, Fail> {
+        use std::os::fd::AsRawFd;
+        let fd = self.input.as_raw_fd();
+        // SAFETY: termios is plain data, filled by tcgetattr on a valid fd.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and pointer for the duration of the call.
+        let have = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
+        if have {
+            let mut quiet = saved;
+            quiet.c_lflag &= !(libc::ECHO | libc::ECHONL);
+            quiet.c_lflag |= libc::ICANON;
+            // SAFETY: as above.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        }
+        self.say(question);
+        let line = self.line();
+        if have {
+            // SAFETY: as above; restores what was there.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+        }
+        self.say("\n");
+        line
+    }
+
+    /// Without termios the secret would be echoed: refuse rather than show it.
+    #[cfg(not(unix))]
+    pub fn hidden(&mut self, _question: &str) -> Result<Option<String>, Fail> {
+        Err(fail!("cannot hide input on this terminal")
+            .hint("pass the secret through its environment variable instead"))
+    }
+}
+
 /// Enter, `y` or `yes` (any case) is yes; any other answer is no. The end
 /// of input counts as Enter.
 fn is_yes(answer: Option<&str>) -> bool {

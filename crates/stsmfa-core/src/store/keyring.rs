@@ -18,11 +18,17 @@ const SECRET_SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 pub(super) struct Keyring {
     kind: StoreChoice,
     inner: Arc<CoreStore>,
+    /// [`SERVICE`] for sessions; another for long-term keys, so that
+    /// clearing sessions never touches them.
+    service: &'static str,
 }
 
 impl Keyring {
     /// keyring-core's Secret Service store, connected within `timeout`.
-    pub(super) fn open_secret_service(timeout: Duration) -> Result<Keyring, StoreError> {
+    pub(super) fn open_secret_service(
+        service: &'static str,
+        timeout: Duration,
+    ) -> Result<Keyring, StoreError> {
         let choice = StoreChoice::SecretService;
         // A bus that accepts but never answers must not hang every AWS call.
         let (tx, rx) = mpsc::channel();
@@ -38,10 +44,10 @@ impl Keyring {
                     timeout.as_secs()
                 ),
             })?;
-        Keyring::made(choice, made)
+        Keyring::made(choice, made, service)
     }
 
-    fn made(choice: StoreChoice, made: Made) -> Result<Keyring, StoreError> {
+    fn made(choice: StoreChoice, made: Made, service: &'static str) -> Result<Keyring, StoreError> {
         let inner = made.map_err(|e| match e {
             KError::NoStorageAccess(_) => StoreError::Locked { store: choice },
             other => StoreError::Unavailable {
@@ -52,6 +58,7 @@ impl Keyring {
         Ok(Keyring {
             kind: choice,
             inner,
+            service,
         })
     }
 
@@ -73,7 +80,7 @@ impl Keyring {
     ) -> Result<keyring_core::Result<T>, StoreError> {
         let entry = self
             .inner
-            .build(SERVICE, key, None)
+            .build(self.service, key, None)
             .map_err(|e| self.map(e))?;
         if self.kind != StoreChoice::SecretService {
             return Ok(op(entry));
@@ -136,14 +143,23 @@ impl CredentialStore for Keyring {
 
 /// Opens an explicitly chosen store.
 pub fn open(choice: StoreChoice) -> Result<Box<dyn CredentialStore>, StoreError> {
+    open_service(choice, SERVICE)
+}
+
+/// Opens an explicitly chosen store for entries filed under `service`.
+pub fn open_service(
+    choice: StoreChoice,
+    service: &'static str,
+) -> Result<Box<dyn CredentialStore>, StoreError> {
     #[cfg(target_os = "linux")]
     if choice == StoreChoice::SecretService {
         return Ok(Box::new(super::secret_service::SecretServiceStore::open(
+            service,
             SECRET_SERVICE_CONNECT_TIMEOUT,
             SECRET_SERVICE_TIMEOUT,
         )?));
     }
-    Ok(Box::new(Keyring::made(choice, build(choice))?))
+    Ok(Box::new(Keyring::made(choice, build(choice), service)?))
 }
 
 /// The platform's store, falling back on Linux from Secret Service to

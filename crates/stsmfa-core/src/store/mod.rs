@@ -115,6 +115,15 @@ fn other_stores(store: StoreChoice) -> String {
     )
 }
 
+/// Opens a durable OS keyring (not `auto` or `none`) for entries filed
+/// under `service`: the key store of long-term keys uses it.
+pub fn open_keyring(
+    choice: StoreChoice,
+    service: &'static str,
+) -> Result<Box<dyn CredentialStore>, StoreError> {
+    keyring::open_service(choice, service)
+}
+
 /// A store that caches nothing: every call asks for a code.
 pub struct NoStore;
 

@@ -16,7 +16,7 @@
 //! it as before.
 
 use super::keyring::Keyring;
-use super::{CredentialStore, SERVICE, StoreChoice, StoreError};
+use super::{CredentialStore, StoreChoice, StoreError};
 use secret_service::EncryptionType;
 use secret_service::blocking::SecretService;
 use std::collections::HashMap;
@@ -24,6 +24,8 @@ use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
 pub(super) struct SecretServiceStore {
+    /// The `service` attribute of the entries (sessions or long-term keys).
+    service: &'static str,
     plain: Option<Arc<SecretService<'static>>>,
     keyring: OnceLock<Result<Keyring, StoreError>>,
     call_timeout: Duration,
@@ -42,6 +44,7 @@ impl SecretServiceStore {
     /// Connects with a plain session; `Unavailable` when the bus or the
     /// service does not answer within `connect_timeout`.
     pub(super) fn open(
+        service: &'static str,
         connect_timeout: Duration,
         call_timeout: Duration,
     ) -> Result<SecretServiceStore, StoreError> {
@@ -54,6 +57,7 @@ impl SecretServiceStore {
             detail,
         };
         let store = |plain| SecretServiceStore {
+            service,
             plain,
             keyring: OnceLock::new(),
             call_timeout,
@@ -77,7 +81,7 @@ impl SecretServiceStore {
 
     fn keyring(&self) -> Result<&Keyring, StoreError> {
         self.keyring
-            .get_or_init(|| Keyring::open_secret_service(self.connect_timeout))
+            .get_or_init(|| Keyring::open_secret_service(self.service, self.connect_timeout))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -87,10 +91,11 @@ impl SecretServiceStore {
             return Ok(Plain::Unsure);
         };
         let key = key.to_owned();
+        let service = self.service;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let found = ss.search_items(HashMap::from([
-                ("service", SERVICE),
+                ("service", service),
                 ("username", key.as_str()),
             ]));
             let answer = match found {

@@ -115,9 +115,46 @@ fn profile_line(asked: &str, s: &Settings) -> String {
     }
 }
 
-/// Where the long-term keys come from: the credentials or the config file.
+/// Where the long-term keys come from: the key store (its index says which,
+/// without the passphrase of the file store), the credentials or the config file.
 fn keys_origin(s: &Settings, files: &[PathBuf; 2], fs: &dyn Fs) -> Check {
-    let key = mask_key_id(&s.keys.access_key_id);
+    let stored = crate::keys::Dirs::real(s.state_dir.clone())
+        .ok()
+        .and_then(|dirs| {
+            crate::keys::index::Index::load(&dirs)
+                .get(&s.profile)
+                .cloned()
+        });
+    let Some(keys) = s.keys.in_file() else {
+        return match stored {
+            Some(line) => Check::ok(
+                "config",
+                format!(
+                    "long-term key {} of [{}] from the key store ({})",
+                    line.key, s.profile, line.store
+                ),
+            ),
+            None => Check::fail(
+                "config",
+                format!(
+                    "profile {} has no long-term key in the key store or the AWS files",
+                    s.profile
+                ),
+            )
+            .fix(format!("stsmfa add {}", s.profile)),
+        };
+    };
+    if let Some(line) = stored {
+        return Check::warn(
+            "config",
+            format!(
+                "long-term key {} of [{}] from the key store ({}); the AWS credentials file still has a copy",
+                line.key, s.profile, line.store
+            ),
+        )
+        .fix(format!("stsmfa import {}", s.profile));
+    }
+    let key = mask_key_id(&keys.access_key_id);
     let holds_key = |path: &Path, kind: FileKind| {
         fs.read(path)
             .and_then(|text| ProfileSet::parse(&[(kind, &text)]).ok())
@@ -125,7 +162,7 @@ fn keys_origin(s: &Settings, files: &[PathBuf; 2], fs: &dyn Fs) -> Check {
                 set.get_profile(&s.profile).and_then(|p| {
                     p.get("aws_access_key_id")
                         .map(str::trim)
-                        .map(|k| k == s.keys.access_key_id)
+                        .map(|k| k == keys.access_key_id)
                 })
             })
             .unwrap_or(false)

@@ -61,10 +61,13 @@ pub fn doctor(args: &DoctorArgs) -> Result<u8, Fail> {
     if let Some(settings) = found {
         checks.extend(store::checks(settings.store, &store::RealStores));
         checks.extend(code::checks(&settings, &code::RealTerminal));
-        match AwsSts::new(&ClientSettings::from(&settings)) {
-            Ok(sts) => {
+        match crate::keys::resolve(&settings).and_then(|keys| {
+            let id = keys.access_key_id.clone();
+            AwsSts::new(&ClientSettings::new(&settings, keys)).map(|sts| (sts, id))
+        }) {
+            Ok((sts, key_id)) => {
                 let aws = RealAws(sts);
-                checks.extend(aws_checks(&settings, &aws));
+                checks.extend(aws_checks(&settings, &key_id, &aws));
             }
             Err(fail) => checks.push(Check::from_fail("clock", &fail)),
         }
@@ -76,13 +79,13 @@ pub fn doctor(args: &DoctorArgs) -> Result<u8, Fail> {
 
 /// Clock, identity and device, policy: the groups that ask AWS. After a
 /// network failure of the first call the others would only repeat it.
-fn aws_checks(settings: &stsmfa_core::config::Settings, aws: &dyn Aws) -> Vec<Check> {
+fn aws_checks(settings: &stsmfa_core::config::Settings, key_id: &str, aws: &dyn Aws) -> Vec<Check> {
     let (clock, reached) = clock::check(aws);
     let mut out = vec![clock];
     if !reached {
         return out;
     }
-    let (who, identity) = identity::identity(aws, &settings.keys.access_key_id);
+    let (who, identity) = identity::identity(aws, key_id);
     out.push(who);
     if let Some(identity) = identity {
         out.push(identity::device(

@@ -21,7 +21,7 @@ fn lines(s: &Settings, store: &dyn CredentialStore, now: SystemTime) -> Vec<Chec
     let mut out: Vec<Check> = cache
         .index()
         .into_iter()
-        .filter(|i| i.key.involves(&s.profile) && i.key.source_key_id == s.keys.access_key_id)
+        .filter(|i| i.key.involves(&s.profile) && i.key.source_key_id == s.keys.cache_id())
         .map(|i| {
             let what = match &i.key.role {
                 Some(r) => format!("role session of {} ({})", i.key.profile, r.arn),
