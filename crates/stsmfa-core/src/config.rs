@@ -583,13 +583,11 @@ fn long_term_keys(name: &str, profile: &Profile) -> Result<KeySource, Fail> {
 /// The error for a profile with long-term keys neither in the key store nor
 /// in the AWS files.
 pub fn no_keys(name: &str, profile: Option<&Profile>) -> Fail {
+    // Also when the process is stsmfa for this very profile (SPEC: never
+    // from the source profile's own credential_process).
     let only_process = profile
         .and_then(|p| p.get("credential_process"))
-        .is_some_and(|v| !v.trim().is_empty())
-        && profile
-            .and_then(|p| p.get("credential_process"))
-            .and_then(stsmfa_target)
-            .is_none_or(|t| t != name);
+        .is_some_and(|v| !v.trim().is_empty());
     if only_process {
         return fail!(
             "profile '{name}' only has a credential_process; stsmfa needs the IAM user's long-term keys"
@@ -858,6 +856,22 @@ mod tests {
             e.message
         );
         assert!(e.hints.iter().any(|h| h.contains("stsmfa add loop")));
+        // A credential_process that runs stsmfa for the profile itself, too.
+        let set = profiles(
+            "[profile work]\ncredential_process = stsmfa credential-process work\n",
+            "",
+        );
+        let e = no_keys("work", set.get_profile("work"));
+        assert!(
+            e.message.contains("only has a credential_process"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.hints.iter().any(|h| h.contains("separate profile")),
+            "{:?}",
+            e.hints
+        );
         let e = no_keys("bare", None);
         assert!(
             e.message.contains("no long-term access key"),
