@@ -82,6 +82,7 @@ clear_keyutils() {
     local id
     STSMFA_STORE=keyutils "$BENCH_BIN" clear "$KU" >/dev/null 2>&1 || true
     STSMFA_STORE=keyutils "$BENCH_BIN" clear "$COLD" >/dev/null 2>&1 || true
+    STSMFA_STORE=keyutils "$BENCH_BIN" clear "$KUK" >/dev/null 2>&1 || true
     for id in $(bench_keys @s | cut -d' ' -f1); do
         keyctl invalidate "$id" 2>/dev/null || true
     done
@@ -125,7 +126,7 @@ inside() {
     # This run's own profile names: keyutils entries are also linked into the
     # user's persistent keyring, which every session of the user sees.
     KU=${BENCH_PREFIX}ku SS=${BENCH_PREFIX}ss COLD=${BENCH_PREFIX}cold
-    KUR=${BENCH_PREFIX}ku-role SSR=${BENCH_PREFIX}ss-role
+    KUR=${BENCH_PREFIX}ku-role SSR=${BENCH_PREFIX}ss-role KUK=${BENCH_PREFIX}ku-keys
     local bin=$BENCH_BIN gkd out=$BENCH_TMP
 
     # gnome-keyring in this D-Bus session, its login collection unlocked.
@@ -165,6 +166,16 @@ inside() {
     # The role profiles' sessions, from the MFA sessions just cached: no code.
     STSMFA_STORE=keyutils "$bin" credential-process "$KUR" >"$out/kur.json"
     STSMFA_STORE=secret-service "$bin" credential-process "$SSR" >"$out/ssr.json"
+    # A profile whose long-term key is in the key store (the encrypted file),
+    # not in ~/.aws/credentials: its hit must cost what a file-key hit costs.
+    new_profile "$KUK" hit-key-store
+    STSMFA_KEY_STORE=file STSMFA_FILE_PASSPHRASE=stsmfa-bench "$bin" import "$KUK" >/dev/null ||
+        die "stsmfa import $KUK failed"
+    : >"$BENCH_TMP/aws/$KUK.cred"
+    write_aws
+    ! grep -q "^\[$KUK\]" "$HOME/.aws/credentials" || die "$KUK still has keys in ~/.aws/credentials"
+    clear_cache keyutils "$KUK"
+    STSMFA_FILE_PASSPHRASE=stsmfa-bench STSMFA_STORE=keyutils "$bin" credential-process "$KUK" >"$out/kuk.json"
     local ku_entry
     ku_entry=$(bench_keys @s | grep -F "|$KU|" | head -n1 | cut -d' ' -f1)
     [[ -n $ku_entry ]] || die "no keyutils entry for $KU after the first call"
@@ -187,6 +198,7 @@ inside() {
         -n 'keyutils: keyctl print (1 KiB)' "keyctl print $kid" \
         -n 'keyutils: stsmfa hit' "$(shq "$bin") credential-process --store keyutils $KU" \
         -n 'keyutils: stsmfa role hit' "$(shq "$bin") credential-process --store keyutils $KUR" \
+        -n 'keyutils: stsmfa hit, key in the key store' "$(shq "$bin") credential-process --store keyutils $KUK" \
         -n 'secret-service: secret-tool lookup (1 KiB)' 'secret-tool lookup service stsmfa-bench-raw username y' \
         -n 'secret-service: stsmfa hit' "$(shq "$bin") credential-process --store secret-service $SS" \
         -n 'secret-service: stsmfa role hit' "$(shq "$bin") credential-process --store secret-service $SSR" \
@@ -211,6 +223,7 @@ inside() {
 
     # Every hit stayed a hit: still one code asked, one GetSessionToken and
     # one AssumeRole per store.
+    codes_asked "$KUK" >"$out/key-store-codes"
     printf '%s %s %s %s %s %s\n' "$(codes_asked "$KU")" "$(py sts "$BENCH_ENDPOINT" hit-keyutils)" \
         "$(codes_asked "$SS")" "$(py sts "$BENCH_ENDPOINT" hit-secret-service)" \
         "$(py assumed "$BENCH_ENDPOINT" hit-keyutils)" "$(py assumed "$BENCH_ENDPOINT" hit-secret-service)" \

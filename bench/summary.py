@@ -57,6 +57,8 @@ def main(argv: list[str]) -> int:
     check("secret-service hit / secret-tool lookup", ss_hit / ss_raw, 0.5)
     check("keyutils role hit / source hit", med["keyutils: stsmfa role hit"] / ku_hit, 1.1)
     check("secret-service role hit / source hit", med["secret-service: stsmfa role hit"] / ss_hit, 1.1)
+    check("keyutils hit, key in the key store / key in the credentials file",
+          med["keyutils: stsmfa hit, key in the key store"] / ku_hit, 1.1)
     par_raw = med[f"keyutils: {hit_fanout} parallel keyctl print"]
     par_hit = med[f"keyutils: {hit_fanout} parallel stsmfa hits"]
     check(f"{hit_fanout} parallel hits / {hit_fanout} parallel keyctl print", par_hit / par_raw, 2.0)
@@ -65,6 +67,10 @@ def main(argv: list[str]) -> int:
     checks.append({"check": "hits stayed hits (codes, GetSessionToken, AssumeRole per store)",
                    "value": " ".join(hit_checks), "target": "1 1 1 1 1 1",
                    "met": hit_checks == ["1"] * 6})
+
+    kuk = (tmp / "key-store-codes").read_text().split()
+    checks.append({"check": "key-store profile's hits stayed hits (codes asked)", "value": " ".join(kuk),
+                   "target": "1", "met": kuk == ["1"]})
 
     rss_hit, rss_raw = (int(x) for x in (tmp / "rss").read_text().split())
 
