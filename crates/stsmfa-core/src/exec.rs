@@ -12,17 +12,7 @@ use std::process::Command;
 /// Runs `argv` (or `$SHELL`). On Unix it returns only when the command could
 /// not be started; elsewhere with the exit code to leave with.
 pub fn run(argv: &[String], set: &[(&'static str, String)], unset: &[&str]) -> Result<u8, Fail> {
-    let (prog, args) = match argv.split_first() {
-        Some((p, a)) => (p.clone(), a),
-        None => (
-            std::env::var("SHELL")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(default_shell),
-            &[][..],
-        ),
-    };
-    let mut cmd = command(&prog, args, set, unset);
+    let (prog, mut cmd) = prepare(argv, set, unset);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -40,6 +30,28 @@ pub fn run(argv: &[String], set: &[(&'static str, String)], unset: &[&str]) -> R
     }
 }
 
+/// The program to run (`argv[0]`, else `$SHELL`, else the platform's shell)
+/// and its command with the session's variables set and the conflicting
+/// ones removed. Shared with `exec --server`, which waits for it instead.
+pub fn prepare(
+    argv: &[String],
+    set: &[(&'static str, String)],
+    unset: &[&str],
+) -> (String, Command) {
+    let (prog, args) = match argv.split_first() {
+        Some((p, a)) => (p.clone(), a),
+        None => (
+            std::env::var("SHELL")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(default_shell),
+            &[][..],
+        ),
+    };
+    let cmd = command(&prog, args, set, unset);
+    (prog, cmd)
+}
+
 /// The command with the session's variables set and the conflicting ones removed.
 fn command(prog: &str, args: &[String], set: &[(&'static str, String)], unset: &[&str]) -> Command {
     let mut cmd = Command::new(prog);
@@ -51,7 +63,8 @@ fn command(prog: &str, args: &[String], set: &[(&'static str, String)], unset: &
     cmd
 }
 
-fn cannot_run(prog: &str, e: std::io::Error) -> Fail {
+/// The error for a command that could not be started, with a hint for a wrong name.
+pub fn cannot_run(prog: &str, e: std::io::Error) -> Fail {
     let f = fail!("cannot run '{prog}': {e}");
     if e.kind() == std::io::ErrorKind::NotFound {
         f.hint("check the command name and PATH")

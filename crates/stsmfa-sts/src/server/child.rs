@@ -2,7 +2,6 @@
 //! signals sent to stsmfa are passed on, and stsmfa leaves with CMD's exit
 //! code, or 128+N when CMD died of signal N.
 
-use std::process::Command;
 use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
 
@@ -13,22 +12,7 @@ const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 /// Runs `argv` (or `$SHELL`) with `set` in its environment and `unset`
 /// removed, and waits for it.
 pub fn run(argv: &[String], set: &[(&'static str, String)], unset: &[&str]) -> Result<u8, Fail> {
-    let (prog, args) = match argv.split_first() {
-        Some((p, a)) => (p.clone(), a),
-        None => (
-            std::env::var("SHELL")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "/bin/sh".into()),
-            &[][..],
-        ),
-    };
-    let mut cmd = Command::new(&prog);
-    cmd.args(args);
-    for k in unset {
-        cmd.env_remove(k);
-    }
-    cmd.envs(set.iter().map(|(k, v)| (*k, v.as_str())));
+    let (prog, mut cmd) = stsmfa_core::exec::prepare(argv, set, unset);
     #[cfg(unix)]
     let signals = Forwarder::install()?;
     #[cfg(unix)]
@@ -42,14 +26,9 @@ pub fn run(argv: &[String], set: &[(&'static str, String)], unset: &[&str]) -> R
             });
         }
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        let f = fail!("cannot run '{prog}': {e}");
-        if e.kind() == std::io::ErrorKind::NotFound {
-            f.hint("check the command name and PATH")
-        } else {
-            f
-        }
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| stsmfa_core::exec::cannot_run(&prog, e))?;
     #[cfg(unix)]
     {
         let forwarding = signals.forward_to(child.id());
