@@ -175,6 +175,11 @@ pub enum Command {
     )]
     Doctor(DoctorArgs),
     // ---- end doctor
+    /// The admin half of an MFA rollout: policies, groups, onboarding, sync, audit.
+    #[command(
+        after_help = "Examples:\n  stsmfa admin setup --profile admin --yes\n  stsmfa admin onboard bob --profile admin --group Developers\n  stsmfa admin sync --profile admin\n  stsmfa admin audit --profile admin --format csv"
+    )]
+    Admin(crate::admin_cli::AdminArgs),
 }
 
 /// Options shared by every command that gets a session.

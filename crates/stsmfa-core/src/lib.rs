@@ -3,6 +3,7 @@
 //! The binary is a thin shell over these modules; see README.md for the
 //! user-facing contract.
 
+pub mod admin_cli;
 pub mod cache;
 pub mod cli;
 pub mod codes;

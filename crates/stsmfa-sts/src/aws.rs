@@ -159,6 +159,18 @@ enum Sorted {
     Error(StsError),
 }
 
+/// An SDK error of any AWS call (IAM's too) sorted as STS errors are:
+/// network, timeouts (of `timeout_secs`), AWS error codes.
+pub fn sort_sdk_error<E>(e: SdkError<E, HttpResponse>, timeout_secs: u64) -> StsError
+where
+    E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match sdk_error(e) {
+        Sorted::Timeout => StsError::Timeout(timeout_secs),
+        Sorted::Error(e) => e,
+    }
+}
+
 fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> Sorted
 where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,

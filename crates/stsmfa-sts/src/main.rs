@@ -2,6 +2,7 @@
 //! (and for `enroll`), so that the binary every AWS CLI call starts stays
 //! small; it takes the same command line.
 
+mod admin;
 mod aws;
 mod doctor;
 mod enroll;

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<u8, Fail> {
         Command::Rotate(args) => crate::rotate::rotate(&args),
         Command::Man => man(),
         Command::Doctor(args) => crate::doctor::doctor(&args),
+        Command::Admin(args) => crate::admin::admin(args),
         other => commands::light(other),
     }
 }

@@ -163,6 +163,9 @@ class BedState:
             self.failed: Counter[str] = Counter()
             self.assumed: Counter[str] = Counter()
             self.assume_failed: Counter[str] = Counter()
+            # Every IAM API call the bed answered, by action (e.g. "GetGroup"),
+            # so tests can bound how many calls a command makes.
+            self.iam_calls: Counter[str] = Counter()
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self.lock:
@@ -171,6 +174,7 @@ class BedState:
                 "get_session_token_failed": dict(self.failed),
                 "assume_role": dict(self.assumed),
                 "assume_role_failed": dict(self.assume_failed),
+                "iam_calls": dict(self.iam_calls),
             }
 
 
@@ -983,6 +987,16 @@ def _get_caller_identity(self: TokenResponse) -> ActionResult:
 _orig_moto_api_reset = MotoAPIBackend.reset
 
 
+_orig_iam_call_action = IamResponse.call_action
+
+
+def _iam_call_action(self: IamResponse) -> Any:
+    """Counts the IAM call (answered or refused) under its action name."""
+    with STATE.lock:
+        STATE.iam_calls[self._get_action()] += 1
+    return _orig_iam_call_action(self)
+
+
 def _moto_api_reset(self: MotoAPIBackend) -> None:
     _orig_moto_api_reset(self)
     STATE.reset()
@@ -1017,5 +1031,6 @@ def apply() -> None:
     TokenResponse.assume_role = _assume_role
     TokenResponse._determine_resource = _sts_determine_resource
     TokenResponse.get_caller_identity = _get_caller_identity
+    IamResponse.call_action = _iam_call_action
     MotoAPIBackend.reset = _moto_api_reset
     _applied = True

@@ -8,7 +8,7 @@ that tests use to set up users and look at or change the bed's state:
   POST /stsmfa-bed/create-role   {"name", "trust_policy", "permission_policy", "account",
                                   "max_session_duration"} -> {"arn", "name", "account"}
   POST /stsmfa-bed/reset         fresh state (as POST /moto-api/reset; auth stays on)
-  GET  /stsmfa-bed/stats         GetSessionToken / AssumeRole successes and failures per caller
+  GET  /stsmfa-bed/stats         GetSessionToken / AssumeRole successes and failures per caller, IAM calls per action
   POST /stsmfa-bed/expire        {"access_key_id"}: that session (user or role) is expired
   POST /stsmfa-bed/age-session   {"access_key_id", "seconds"}: MFA time moved back
   GET  /stsmfa-bed/session?access_key_id=...   -> session info (role info too) or null

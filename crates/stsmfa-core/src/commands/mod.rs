@@ -48,6 +48,7 @@ pub fn front(cli: Cli) -> Result<u8, Fail> {
         Command::Doctor(args) => handoff(false).or_else(|e| no_full_binary(&args, &e)),
         // The credential endpoint runs in stsmfa-sts, never through execve here.
         Command::Exec(_) | Command::Serve(_) => handoff(false),
+        Command::Admin(_) => handoff(false),
         other => light(other),
     }
 }

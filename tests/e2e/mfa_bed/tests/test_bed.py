@@ -246,6 +246,18 @@ def test_stats_count_successes_and_failures(bed, make_user):
     assert stats["get_session_token_failed"][user.name] == 3
 
 
+def test_stats_count_iam_calls_by_action_denied_ones_too(bed, make_user):
+    user = make_user()  # the MFA policy: IAM reads need MFA
+    iam = long_term(bed, user, "iam")
+    before = bed.stats()["iam_calls"]
+    iam.list_mfa_devices()
+    iam.list_mfa_devices()
+    assert error_of(iam.list_users)[0] == "AccessDenied"
+    after = bed.stats()["iam_calls"]
+    assert after.get("ListMFADevices", 0) - before.get("ListMFADevices", 0) == 2
+    assert after.get("ListUsers", 0) - before.get("ListUsers", 0) == 1
+
+
 # ------------------------------------------------------ identity, expiry, bad keys
 
 
@@ -436,6 +448,7 @@ def test_admin_errors_and_reset():
             "get_session_token_failed": {},
             "assume_role": {},
             "assume_role_failed": {},
+            "iam_calls": {},
         }
         assert own.virtual_devices() == []
         # Auth is still on: the old key is now unknown.

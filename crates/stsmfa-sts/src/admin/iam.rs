@@ -1,0 +1,256 @@
+//! The admin commands' IAM client: whose credentials it calls with, and
+//! IAM's errors translated into one line with a hint naming the IAM action
+//! that is missing. Throttling is retried by the SDK (standard retries with
+//! backoff); what still fails is reported as throttling.
+
+use crate::aws::ClientSettings;
+use std::future::Future;
+use std::time::Duration;
+use stsmfa_core::admin_cli::AdminConn;
+use stsmfa_core::cli::ProfileArgs;
+use stsmfa_core::commands;
+use stsmfa_core::error::Fail;
+use stsmfa_core::fail;
+
+/// An IAM (and STS) client with the admin's credentials, on its own
+/// current-thread runtime; calls block.
+pub struct Iam {
+    rt: tokio::runtime::Runtime,
+    pub iam: aws_sdk_iam::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// The profile it calls as, for messages.
+    pub profile: String,
+    timeout_secs: u64,
+}
+
+/// An IAM call's failure; the variants are the ones callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum IamError {
+    #[error("{action}: access denied: {message}")]
+    Denied {
+        action: &'static str,
+        message: String,
+    },
+    #[error("{action}: not found: {message}")]
+    NotFound {
+        action: &'static str,
+        message: String,
+    },
+    #[error("{action}: already exists: {message}")]
+    Exists {
+        action: &'static str,
+        message: String,
+    },
+    #[error("{action}: IAM kept throttling the requests (retried with backoff): {message}")]
+    Throttled {
+        action: &'static str,
+        message: String,
+    },
+    #[error("{action}: the password does not satisfy the account's password policy: {message}")]
+    PasswordPolicy {
+        action: &'static str,
+        message: String,
+    },
+    #[error("{action}: an IAM limit is reached: {message}")]
+    Limit {
+        action: &'static str,
+        message: String,
+    },
+    #[error("{action}: IAM's answer cannot be read: {message}")]
+    Unreadable {
+        action: &'static str,
+        message: String,
+    },
+    #[error("{action}: {0}", .source)]
+    Other {
+        action: &'static str,
+        source: stsmfa_core::sts::StsError,
+    },
+}
+
+impl IamError {
+    pub fn action(&self) -> &'static str {
+        match self {
+            IamError::Denied { action, .. }
+            | IamError::NotFound { action, .. }
+            | IamError::Exists { action, .. }
+            | IamError::Throttled { action, .. }
+            | IamError::PasswordPolicy { action, .. }
+            | IamError::Limit { action, .. }
+            | IamError::Unreadable { action, .. }
+            | IamError::Other { action, .. } => action,
+        }
+    }
+
+    /// The one-line error and its hints.
+    pub fn to_fail(&self, profile: &str) -> Fail {
+        let action = self.action();
+        match self {
+            IamError::Denied { .. } => fail!("{self}").hint(format!(
+                "the admin profile '{profile}' needs iam:{action} (an IAM admin policy such as IAMFullAccess allows it)"
+            )).hint("under an MFA-required policy, the admin's own calls need MFA: drop --no-mfa, or exempt the service user"),
+            IamError::Throttled { .. } => fail!("{self}").hint("wait a minute and run it again; nothing half-done is left behind"),
+            IamError::PasswordPolicy { .. } => fail!("{self}").hint("check the account's password policy (aws iam get-account-password-policy)"),
+            IamError::Limit { .. } => fail!("{self}").hint("delete what is no longer needed (policy versions, access keys) and run it again"),
+            IamError::NotFound { .. } | IamError::Exists { .. } => fail!("{self}"),
+            IamError::Unreadable { .. } => fail!("{self}")
+                .hint("something other than IAM may be answering: check AWS_ENDPOINT_URL_IAM, AWS_ENDPOINT_URL and endpoint_url"),
+            IamError::Other { source, .. } => {
+                let mut f = source.to_fail(None);
+                f.message = format!("{action}: {}", f.message);
+                f
+            }
+        }
+    }
+}
+
+impl Iam {
+    /// The client for `conn`: the profile's MFA session through the session
+    /// logic (one prompt, then the cache), or its long-term keys with `--no-mfa`.
+    pub fn connect(conn: &AdminConn) -> Result<Iam, Fail> {
+        let args = ProfileArgs {
+            profile: conn.profile.clone(),
+            opts: conn.opts.clone(),
+        };
+        let settings = commands::settings(&args)?;
+        let profile = settings.served_profile().to_owned();
+        let creds =
+            if conn.no_mfa {
+                if !settings.roles.is_empty() {
+                    return Err(fail!(
+                    "--no-mfa takes a profile with long-term keys; '{profile}' is a role profile"
+                )
+                .hint(format!("drop --no-mfa, or use --profile {}", settings.profile)));
+                }
+                let keys = crate::keys::resolve(&settings)?;
+                aws_credential_types::Credentials::new(
+                    &keys.access_key_id,
+                    keys.secret_access_key.expose(),
+                    None,
+                    None,
+                    "stsmfa-admin-keys",
+                )
+            } else {
+                let code = settings.code.clone();
+                let ykman = settings.ykman_account.clone();
+                let session = crate::run::obtain(&settings, &mut || {
+                    stsmfa_core::prompt::provider(&code, ykman.as_deref())
+                })?;
+                aws_credential_types::Credentials::new(
+                    &session.access_key_id,
+                    session.secret_access_key.expose(),
+                    Some(session.session_token.expose().clone()),
+                    None,
+                    "stsmfa-admin-session",
+                )
+            };
+        let keys = stsmfa_core::credentials::LongTermKeys {
+            access_key_id: String::new(),
+            secret_access_key: stsmfa_core::secret::Secret::new(String::new()),
+        };
+        let client = ClientSettings::new(&settings, keys);
+        Iam::build(&client, creds, profile)
+    }
+
+    fn build(
+        s: &ClientSettings,
+        creds: aws_credential_types::Credentials,
+        profile: String,
+    ) -> Result<Iam, Fail> {
+        use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail!("cannot start the network runtime: {e}"))?;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5).min(s.timeout))
+            .operation_attempt_timeout(s.timeout)
+            .build();
+        // Throttling on a big account is normal: more attempts, longer backoff.
+        let retry = RetryConfig::standard()
+            .with_max_attempts(8)
+            .with_max_backoff(Duration::from_secs(20));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .profile_name(&s.profile)
+            .credentials_provider(creds)
+            .timeout_config(timeouts)
+            .retry_config(retry);
+        if let Some(r) = &s.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        let conf = rt.block_on(loader.load());
+        // IAM is global; without a region the SDK refuses to sign.
+        let conf = if conf.region().is_none() {
+            conf.into_builder()
+                .region(Region::from_static("us-east-1"))
+                .build()
+        } else {
+            conf
+        };
+        Ok(Iam {
+            iam: aws_sdk_iam::Client::new(&conf),
+            sts: aws_sdk_sts::Client::new(&conf),
+            rt,
+            profile,
+            timeout_secs: s.timeout.as_secs().max(1),
+        })
+    }
+
+    /// Runs one IAM call (`action` is its IAM action name, for messages).
+    pub fn call<T, E, F>(&self, action: &'static str, fut: F) -> Result<T, IamError>
+    where
+        F: Future<Output = Result<T, aws_sdk_iam::error::SdkError<E, HttpResponse>>>,
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.rt
+            .block_on(fut)
+            .map_err(|e| iam_error(action, e, self.timeout_secs))
+    }
+
+    /// Runs futures (several IAM calls at once) on this client's runtime.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.rt.block_on(fut)
+    }
+
+    /// The account the credentials belong to (GetCallerIdentity).
+    pub fn account(&self) -> Result<String, IamError> {
+        let out = self
+            .rt
+            .block_on(self.sts.get_caller_identity().send())
+            .map_err(|e| iam_error("GetCallerIdentity", e, self.timeout_secs))?;
+        Ok(out.account().unwrap_or_default().to_owned())
+    }
+}
+
+use aws_sdk_iam::config::http::HttpResponse;
+
+/// Sorts an SDK error of `action` into the kinds callers branch on.
+pub fn iam_error<E>(
+    action: &'static str,
+    e: aws_sdk_iam::error::SdkError<E, HttpResponse>,
+    timeout_secs: u64,
+) -> IamError
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use aws_sdk_iam::error::ProvideErrorMetadata;
+    let code = e.code().unwrap_or_default().to_owned();
+    let message = e.message().unwrap_or_default().to_owned();
+    match code.as_str() {
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            IamError::Denied { action, message }
+        }
+        "NoSuchEntity" => IamError::NotFound { action, message },
+        "EntityAlreadyExists" => IamError::Exists { action, message },
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => IamError::Throttled { action, message },
+        "PasswordPolicyViolation" => IamError::PasswordPolicy { action, message },
+        "LimitExceeded" => IamError::Limit { action, message },
+        _ => IamError::Other {
+            action,
+            source: crate::aws::sort_sdk_error(e, timeout_secs),
+        },
+    }
+}
