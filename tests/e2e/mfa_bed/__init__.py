@@ -156,8 +156,21 @@ class Bed:
         """Fresh state: no users, sessions or statistics. IAM auth stays on."""
         self._call("POST", "reset", {})
 
-    def create_user(self, name: str, policy: dict[str, Any] | None, mfa: bool = True) -> User:
-        return User(**self._call("POST", "create-user", {"name": name, "policy": policy, "mfa": mfa}))
+    def create_user(
+        self, name: str, policy: dict[str, Any] | None, mfa: bool = True, account: str = "123456789012"
+    ) -> User:
+        """A user in `account` (another account too: its keys authenticate there)."""
+        body = {"name": name, "policy": policy, "mfa": mfa, "account": account}
+        return User(**self._call("POST", "create-user", body))
+
+    def bulk_users(self, prefix: str, count: int, account: str = "123456789012", key: bool = True) -> None:
+        """`count` users PREFIX0.. with no policy and no MFA (an access key each unless key=False)."""
+        self._call("POST", "bulk-users", {"prefix": prefix, "count": count, "account": account, "key": key})
+
+    def user_state(self, user: str, account: str = "123456789012", **state: Any) -> dict[str, Any]:
+        """Set what an audit reads: password="...", password_last_used_days=N,
+        key_age_days=N (keys created and last used N days ago), hardware_mfa=SERIAL."""
+        return self._call("POST", "user-state", {"user": user, "account": account, **state})
 
     def create_role(
         self,

@@ -4,7 +4,10 @@ Serves STS and IAM as moto does, with IAM authentication on and the hooks of
 mfa_bed.patches, plus an admin API under /stsmfa-bed/ (JSON, no AWS signature)
 that tests use to set up users and look at or change the bed's state:
 
-  POST /stsmfa-bed/create-user   {"name", "policy", "mfa"} -> user with keys, serial, seed
+  POST /stsmfa-bed/create-user   {"name", "policy", "mfa", "account"} -> user with keys, serial, seed
+  POST /stsmfa-bed/bulk-users    {"prefix", "count", "account", "key"}: that many users at once
+  POST /stsmfa-bed/user-state    {"user", "account", "password", "password_last_used_days",
+                                  "key_age_days", "hardware_mfa"}: what an audit reads (simulate.py)
   POST /stsmfa-bed/create-role   {"name", "trust_policy", "permission_policy", "account",
                                   "max_session_duration"} -> {"arn", "name", "account"}
   POST /stsmfa-bed/reset         fresh state (as POST /moto-api/reset; auth stays on)
@@ -57,7 +60,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
-from . import patches  # noqa: E402
+from . import patches, simulate  # noqa: E402
 from .patches import STATE, iam_backend  # noqa: E402
 from .otp import code_for_step, step_at  # noqa: E402
 
@@ -80,11 +83,16 @@ class AdminError(Exception):
         self.status = status
 
 
-def create_user(name: str, policy: dict[str, Any] | None, mfa: bool = True) -> dict[str, Any]:
-    """An IAM user with an inline policy, an access key and, if mfa, an enabled
-    virtual device `mfa/NAME`. The device is enabled with the codes of the two
-    previous steps, so the current code is still unused."""
-    backend = iam_backend()
+def create_user(
+    name: str, policy: dict[str, Any] | None, mfa: bool = True, account: str = patches.ACCOUNT_ID
+) -> dict[str, Any]:
+    """An IAM user in `account` with an inline policy, an access key (it
+    authenticates into that account) and, if mfa, an enabled virtual device
+    `mfa/NAME`. The device is enabled with the codes of the two previous steps,
+    so the current code is still unused."""
+    if not re.fullmatch(r"[0-9]{12}", account):
+        raise AdminError(400, f"account must be 12 digits, not {account!r}")
+    backend = iam_backend(account)
     with STATE.lock:
         if name in backend.users:
             raise AdminError(409, f"User {name} already exists")
@@ -181,7 +189,26 @@ def handle_admin(request: Request) -> Any:
     if (method, route) == ("POST", "create-user"):
         if not body.get("name"):
             raise AdminError(400, "name is required")
-        return create_user(str(body["name"]), body.get("policy"), bool(body.get("mfa", True)))
+        return create_user(
+            str(body["name"]),
+            body.get("policy"),
+            bool(body.get("mfa", True)),
+            str(body.get("account") or patches.ACCOUNT_ID),
+        )
+    if (method, route) == ("POST", "bulk-users"):
+        return simulate.bulk_users(
+            str(body.get("prefix") or "user"),
+            int(body.get("count") or 0),
+            str(body.get("account") or patches.ACCOUNT_ID),
+            bool(body.get("key", True)),
+        )
+    if (method, route) == ("POST", "user-state"):
+        try:
+            return simulate.user_state(body)
+        except KeyError as exc:
+            raise AdminError(404, str(exc.args[0])) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
     if (method, route) == ("POST", "create-role"):
         if not body.get("name"):
             raise AdminError(400, "name is required")

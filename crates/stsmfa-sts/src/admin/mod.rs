@@ -4,13 +4,19 @@
 //! profile's long-term keys, for a service user that cron runs).
 
 mod audit;
+mod authz;
 mod check_policy;
+mod evaluate;
+mod findings;
 mod iam;
 mod onboard;
 mod policy;
+mod probes;
 mod report;
 mod setup;
+mod simulate;
 mod sync;
+mod table;
 
 pub use iam::{Iam, IamError};
 
