@@ -66,14 +66,16 @@ pub fn audit(args: &AuditArgs) -> Result<u8, Fail> {
     }
     let now = now_days();
     let stale = i64::from(args.stale_days);
-    let progress = std::io::stderr().is_terminal();
+    // A bar per account on a terminal (big accounts take a while); none in a pipe or a log.
+    let bars = std::io::stderr()
+        .is_terminal()
+        .then(indicatif::MultiProgress::new);
     let results: Vec<Result<Vec<UserAudit>, Fail>> = std::thread::scope(|s| {
         let handles: Vec<_> = clients
             .iter()
             .map(|iam| {
-                s.spawn(move || {
-                    account(iam, now, stale, progress).map_err(|e| e.to_fail(&iam.profile))
-                })
+                let bars = bars.as_ref();
+                s.spawn(move || account(iam, now, stale, bars).map_err(|e| e.to_fail(&iam.profile)))
             })
             .collect();
         handles
@@ -112,27 +114,36 @@ fn summary(users: &[UserAudit]) -> BTreeMap<&'static str, usize> {
 }
 
 /// One account's users.
-fn account(iam: &Iam, now: i64, stale: i64, progress: bool) -> Result<Vec<UserAudit>, IamError> {
+fn account(
+    iam: &Iam,
+    now: i64,
+    stale: i64,
+    bars: Option<&indicatif::MultiProgress>,
+) -> Result<Vec<UserAudit>, IamError> {
     let id = iam.account()?;
+    let rows = report::fetch(iam, &std::thread::sleep)?;
+    let bar = bars.map(|m| {
+        let bar = m.add(indicatif::ProgressBar::new(rows.len() as u64));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} users")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("stsmfa: {}", iam.profile));
+        bar
+    });
     let show = |n: usize| {
-        if progress {
-            use std::io::Write;
-            let _ = write!(
-                std::io::stderr(),
-                "\rstsmfa: {}: {n} users read",
-                iam.profile
-            );
+        if let Some(bar) = &bar {
+            bar.set_position(n as u64);
         }
     };
-    let rows = report::fetch(iam, &std::thread::sleep)?;
     let virtual_users = virtual_device_users(iam)?;
     let policies: BTreeMap<String, authz::UserPolicies> = authz::fetch(iam, &show)?
         .into_iter()
         .map(|u| (u.user.clone(), u))
         .collect();
-    if progress {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr());
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     Ok(rows
         .iter()
