@@ -6,6 +6,7 @@ missing permission named, and no IAM write ever made."""
 from __future__ import annotations
 
 import csv
+import re
 import io
 import json
 from pathlib import Path
@@ -326,3 +327,22 @@ def test_two_accounts_are_merged_with_an_account_column(tmp_path):
         assert table.returncode == 0
         dev_two = next(line for line in table.stdout.splitlines() if " dev-two " in line)
         assert dev_two.startswith(OTHER_ACCOUNT)
+
+
+def test_audit_on_a_terminal_shows_a_progress_bar_on_stderr_only(home, tmp_path):
+    from pty_driver import PtyProcess
+
+    out = tmp_path / "audit.json"
+    # stdout to a file, stderr on the terminal: the bar goes to stderr alone.
+    term = PtyProcess(
+        ["sh", "-c", f'exec "$0" admin audit --profile admin --format json > {out}', str(home.bin)],
+        env=home._env({"TERM": "xterm"}),
+        cwd=home.root,
+    )
+    try:
+        assert term.wait(timeout=120) == 0, term.text
+    finally:
+        term.close()
+    assert re.search(rf"admin \[[=> ]+\] \d+/{len(USERS)} users", term.text), term.text
+    report = json.loads(out.read_text())
+    assert {u["user"] for u in report["users"]} == set(USERS)
