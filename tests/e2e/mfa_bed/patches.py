@@ -1033,4 +1033,5 @@ def apply() -> None:
     TokenResponse.get_caller_identity = _get_caller_identity
     IamResponse.call_action = _iam_call_action
     MotoAPIBackend.reset = _moto_api_reset
+    __import__("mfa_bed.admin_iam").admin_iam.install()
     _applied = True

@@ -5,6 +5,7 @@
 
 mod audit;
 mod check_policy;
+mod groups;
 mod iam;
 mod onboard;
 mod policy;
