@@ -8,6 +8,7 @@ mod check_policy;
 mod groups;
 mod iam;
 mod onboard;
+mod password;
 mod policy;
 mod report;
 mod setup;
