@@ -271,6 +271,13 @@ pub fn sync(args: &SyncArgs) -> Result<u8, Fail> {
                     "dry run: {} user(s) would change\n",
                     applied.len()
                 ));
+            } else {
+                stsmfa_core::emit(&format!(
+                    "{} user(s) changed, {} of {} users exempt\n",
+                    applied.len(),
+                    exempt.len() + tagged.len(),
+                    rows.len()
+                ));
             }
         }
     }
