@@ -401,6 +401,44 @@ def test_sync_exempts_by_flag_and_by_tag(account):
     assert "svc-" not in cp.stdout, cp.stdout
     cp = account.admin_run("sync")
     assert "added svc-flag to ForceMFA" in cp.stdout and "svc-tag" not in cp.stdout, cp.stdout
+    # a service user with no password and no key is not left out unless tagged or named
+    [plain] = account.bed.create_users("svc-plain", 1)
+    cp = account.admin_run("sync", "--exempt", plain)
+    assert cp.returncode == 0 and plain not in cp.stdout, cp.stdout
+    cp = account.admin_run("sync")
+    assert f"added {plain} to ForceMFA (no MFA device)" in cp.stdout, cp.stdout
+
+
+def test_a_partial_sync_failure_never_leaves_a_user_in_neither_group(account):
+    setup_ok(account)
+    onboard(account, "bob")
+    account.bed.create_user("amy", None, mfa=True)
+    iam = account.iam
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName="bob")["VirtualMFADevice"]
+    seed, now = device["Base32StringSeed"].decode(), step_at()
+    iam.enable_mfa_device(UserName="bob", SerialNumber=device["SerialNumber"],
+                          AuthenticationCode1=code_for_step(seed, now - 1), AuthenticationCode2=code_for_step(seed, now))
+    # the sync user may add to groups but not remove from them
+    syncer = account.bed.create_user("syncer", {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "iam:RemoveUserFromGroup", "Resource": "*"},
+        ],
+    }, mfa=False)
+    iam.tag_user(UserName="syncer", Tags=EXEMPT)
+    account.home.add_source_profile("syncer", syncer, mfa_serial=False, mfa_process=False)
+    cp = account.home.run("admin", "sync", "--profile", "syncer", "--no-mfa")
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert cp.stderr.startswith("stsmfa: error: sync: 1 of 2 change(s) failed: bob: RemoveUserFromGroup: access denied"), cp.stderr
+    assert "1 change(s) were made" in cp.stderr and "iam:RemoveUserFromGroup" in cp.stderr
+    assert "added amy to MFARequired (MFA active)" in cp.stdout, cp.stdout
+    # bob was added to the enrolled group first, and kept the onboarding group
+    assert account.groups_of("bob") == {"NotYetLoginUsers", "MFARequired"}
+    # the next sync with the full admin finishes the move
+    cp = account.admin_run("sync")
+    assert cp.returncode == 0 and "removed bob from NotYetLoginUsers (MFA active)" in cp.stdout, cp.stdout
+    assert account.groups_of("bob") == {"MFARequired"}
 
 
 def test_a_sync_of_300_users_makes_calls_for_the_groups_and_the_changes_only(account):
