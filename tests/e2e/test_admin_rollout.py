@@ -346,6 +346,33 @@ def test_setup_shows_a_changed_policy_and_replaces_it_only_with_yes(account):
     assert account.admin_run("setup").stdout == "nothing to change\n"
 
 
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_setup_asks_on_the_terminal_before_letting_users_change_their_password(account, answer):
+    home = account.home
+    term = PtyProcess([str(home.bin), "admin", "setup", "--profile", "admin", "--no-mfa"],
+                      env=home._env({"TERM": "dumb"}), cwd=home.root)
+    try:
+        term.expect(r"Turn on AllowUsersToChangePassword .*\? \[Y/n\] ", timeout=60)
+        term.sendline(answer)
+        rc = term.wait(60)
+    finally:
+        term.close()
+    if answer == "y":
+        assert rc == 0, term.text
+        policy = account.iam.get_account_password_policy()["PasswordPolicy"]
+        assert policy["AllowUsersToChangePassword"] is True
+        assert "turned on AllowUsersToChangePassword" in term.text
+    else:
+        assert rc == 1, term.text
+        assert "AllowUsersToChangePassword stays off" in term.text
+        assert "hint: run it again with --yes" in term.text
+        with pytest.raises(Exception) as info:
+            account.iam.get_account_password_policy()
+        assert "NoSuchEntity" in str(info.value)
+    # the groups were made either way
+    assert {g["GroupName"] for g in account.iam.list_groups()["Groups"]} == {"NotYetLoginUsers", "MFARequired", "ForceMFA"}
+
+
 def test_setup_keeps_the_other_password_policy_settings(account):
     account.iam.update_account_password_policy(
         MinimumPasswordLength=24, RequireSymbols=True, RequireNumbers=True, MaxPasswordAge=90,

@@ -290,7 +290,7 @@ fn ensure_password_change(
     }
     if !args.yes {
         let question = "Turn on AllowUsersToChangePassword in the account password policy \
-                        (without it, IAM attaches IAMUserChangePassword to new users)?";
+                        (without it, IAM attaches IAMUserChangePassword to new users)? [Y/n] ";
         let asked = stsmfa_core::prompt::Tty::open()
             .ok()
             .flatten()
