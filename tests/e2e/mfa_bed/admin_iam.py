@@ -10,6 +10,8 @@
   password is checked against the account password policy (PasswordPolicyViolation).
 - Signatures of IAM requests are checked over the body as sent: moto re-encodes the
   parsed form (spaces as `+`), which differs from an SDK that writes `%20`.
+- GetGroup pages its members as IAM does (MaxItems, default 100; Marker; IsTruncated);
+  moto answers every member at once.
 - POST /stsmfa-bed/create-users {"prefix", "count", "tags"}: many plain users at once
   (no keys, no password, no device), for the 300-user sync test.
 
@@ -140,6 +142,23 @@ def _setup_class(self: IamResponse, request: Any, full_url: str, headers: Any, *
     return _orig_setup_class(self, request, full_url, headers, *args, **kwargs)
 
 
+def _get_group(self: IamResponse) -> Any:
+    group = self.backend.get_group(self._get_param("GroupName"))
+    try:
+        max_items = int(self._get_param("MaxItems") or 100)
+        start = int(self._get_param("Marker") or 0)
+    except ValueError:
+        raise BedError(400, "ValidationError", "MaxItems and Marker must be integers") from None
+    if not 1 <= max_items <= 1000:
+        raise BedError(400, "ValidationError", "MaxItems must be between 1 and 1000")
+    users = group.users[start : start + max_items]
+    result: dict[str, Any] = {"Group": group, "Users": users, "IsTruncated": False}
+    if start + max_items < len(group.users):
+        result["IsTruncated"] = True
+        result["Marker"] = str(start + max_items)
+    return ActionResult(result)
+
+
 def create_users(prefix: str, count: int, tags: list[dict[str, str]] | None = None) -> list[str]:
     """Plain users (no keys, password or device), created in one request."""
     backend = iam_backend()
@@ -160,6 +179,7 @@ def install() -> None:
     if _installed:
         return
     IamResponse.change_password = _change_password
+    IamResponse.get_group = _get_group
     IamResponse.create_login_profile = _create_login_profile
     IamResponse.setup_class = _setup_class
     _orig_check_action_permitted = IAMRequestBase.check_action_permitted

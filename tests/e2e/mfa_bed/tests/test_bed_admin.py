@@ -187,6 +187,22 @@ def test_many_users_at_once_with_tags(bed, iam):
     assert bed.stats()["iam_calls"]["ListUserTags"] >= 1
 
 
+def test_get_group_pages_its_members(bed, iam):
+    group = name("big")
+    iam.create_group(GroupName=group)
+    names = bed.create_users(name("member"), 250)
+    for n in names:
+        iam.add_user_to_group(GroupName=group, UserName=n)
+    first = iam.get_group(GroupName=group)
+    assert len(first["Users"]) == 100 and first["IsTruncated"] is True
+    seen = [u["UserName"] for page in iam.get_paginator("get_group").paginate(GroupName=group) for u in page["Users"]]
+    assert seen == names
+    small = iam.get_group(GroupName=group, MaxItems=7, Marker=first["Marker"])
+    assert [u["UserName"] for u in small["Users"]] == names[100:107]
+    last = iam.get_group(GroupName=group, MaxItems=100, Marker="200")
+    assert len(last["Users"]) == 50 and last["IsTruncated"] is False and "Marker" not in last
+
+
 def test_signatures_are_checked_over_the_body_as_sent(bed, admin):
     """An SDK that writes spaces as %20 (the Rust SDK does) signs that body; moto alone
     would re-encode the parsed form with `+` and refuse the signature."""
