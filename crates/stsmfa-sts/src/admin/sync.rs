@@ -175,10 +175,8 @@ pub fn sync(args: &SyncArgs) -> Result<u8, Fail> {
     if let Some(me) = rows.iter().find(|r| r.arn == caller) {
         exempt.insert(me.user.clone());
     }
-    let users: Vec<(String, bool)> = rows
-        .iter()
-        .map(|r| (r.user.clone(), r.mfa_active))
-        .collect();
+    let assigned = assigned_virtual_devices(&iam).map_err(fail)?;
+    let users = mfa_of(&rows, assigned.as_ref());
     let mut changes = plan(&users, &members, &exempt);
 
     // Only users who would move cost calls: their tags, and their devices
@@ -195,20 +193,6 @@ pub fn sync(args: &SyncArgs) -> Result<u8, Fail> {
     let mut recheck: Vec<(String, bool)> = Vec::new();
     for c in &checked {
         recheck.push((c.user.clone(), has_mfa(&iam, &c.user).map_err(fail)?));
-    }
-    // Onboarding users the report shows without MFA may have enrolled since.
-    for u in &members.onboarding {
-        let row = rows.iter().find(|r| &r.user == u);
-        if row.is_some_and(|r| !r.mfa_active)
-            && !exempt.contains(u)
-            && has_mfa(&iam, u).map_err(fail)?
-        {
-            if is_tagged_exempt(&iam, u).map_err(fail)? {
-                tagged.insert(u.clone());
-            } else {
-                recheck.push((u.clone(), true));
-            }
-        }
     }
     recheck.sort();
     recheck.dedup();
@@ -332,6 +316,54 @@ fn apply(iam: &Iam, groups: &Groups, c: &Change) -> Result<(), String> {
         .map_err(|e| format!("{}: {}", c.user, e.to_fail(profile).message))?;
     }
     Ok(())
+}
+
+/// Each user with whether they have MFA: the report's `mfa_active`, or a
+/// virtual device assigned now (the report can be hours old; the device
+/// list is current and one call per 1000 devices).
+pub fn mfa_of(
+    rows: &[report::ReportRow],
+    assigned: Option<&HashSet<String>>,
+) -> Vec<(String, bool)> {
+    rows.iter()
+        .map(|r| {
+            let now = assigned.is_some_and(|a| a.contains(&r.user));
+            (r.user.clone(), r.mfa_active || now)
+        })
+        .collect()
+}
+
+/// The users with an assigned virtual MFA device; `None` (with a warning)
+/// when the admin may not list them.
+fn assigned_virtual_devices(iam: &Iam) -> Result<Option<HashSet<String>>, IamError> {
+    let pages = iam.call("ListVirtualMFADevices", async {
+        let pages: Vec<Result<_, _>> = iam
+            .iam
+            .list_virtual_mfa_devices()
+            .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
+            .max_items(1000)
+            .into_paginator()
+            .send()
+            .collect()
+            .await;
+        pages.into_iter().collect::<Result<Vec<_>, _>>()
+    });
+    match pages {
+        Ok(pages) => Ok(Some(
+            pages
+                .iter()
+                .flat_map(|p| p.virtual_mfa_devices())
+                .filter_map(|d| d.user().map(|u| u.user_name().to_owned()))
+                .collect(),
+        )),
+        Err(IamError::Denied { .. }) => {
+            stsmfa_core::warn(
+                "iam:ListVirtualMFADevices is denied: MFA as the credential report has it (up to 4 hours old)",
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn is_tagged_exempt(iam: &Iam, user: &str) -> Result<bool, IamError> {
@@ -458,6 +490,25 @@ mod tests {
         let m = members(&["bob"], &[], &["dan"]);
         let all = users(&[("bob", true), ("dan", true)]);
         assert!(plan(&all, &m, &set(&["bob", "dan"])).is_empty());
+    }
+
+    #[test]
+    fn a_virtual_device_assigned_now_counts_as_mfa_when_the_report_is_older() {
+        let row = |user: &str, mfa_active: bool| report::ReportRow {
+            user: user.into(),
+            mfa_active,
+            ..Default::default()
+        };
+        let rows = [row("old", true), row("new", false), row("none", false)];
+        let assigned = set(&["new"]);
+        assert_eq!(
+            mfa_of(&rows, Some(&assigned)),
+            users(&[("old", true), ("new", true), ("none", false)])
+        );
+        assert_eq!(
+            mfa_of(&rows, None),
+            users(&[("old", true), ("new", false), ("none", false)])
+        );
     }
 
     #[test]
