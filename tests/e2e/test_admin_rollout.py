@@ -581,6 +581,33 @@ def test_a_missing_permission_names_the_iam_action(account):
     assert cp.returncode == 1 and "the group NoSuchGroup does not exist; nothing was changed" in cp.stderr
 
 
+def test_onboard_failing_after_create_user_says_what_was_done_and_still_hands_over(account):
+    setup_ok(account)
+    noadd = account.bed.create_user("noadd", {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "iam:AddUserToGroup", "Resource": "*"},
+        ],
+    }, mfa=False)
+    account.home.add_source_profile("noadd", noadd, mfa_serial=False, mfa_process=False)
+    cp = account.home.run("admin", "onboard", "erin", "--access-key", "--profile", "noadd", "--no-mfa")
+    assert cp.returncode == 1
+    assert cp.stderr.startswith(
+        "stsmfa: error: onboarding erin stopped: could not add erin to group NotYetLoginUsers: AddUserToGroup: access denied"
+    ), cp.stderr
+    assert "needs iam:AddUserToGroup" in cp.stderr
+    assert ("already done: created user erin; created a login profile for erin (temporary password, reset required)"
+            in cp.stderr), cp.stderr
+    assert "aws iam delete-user --user-name erin" in cp.stderr
+    # the password IAM has now is handed over (it cannot be read back); no key was made
+    h = handover(cp.stdout)
+    assert h["user"] == "erin" and h["password"] and "key_id" not in h, cp.stdout
+    assert h["password"] not in cp.stderr
+    assert account.iam.list_access_keys(UserName="erin")["AccessKeyMetadata"] == []
+    assert account.groups_of("erin") == set()
+
+
 def test_sync_before_setup_says_to_run_setup(account):
     cp = account.admin_run("sync")
     assert cp.returncode == 1
