@@ -217,6 +217,7 @@ class Bed:
     def access_keys(self, user_name: str) -> list[str]:
         """The IDs of the user's access keys, as IAM has them now."""
         return self._call("GET", "access-keys", query={"user": user_name})
+
     def create_users(self, prefix: str, count: int, tags: list[dict[str, str]] | None = None) -> list[str]:
         """`count` plain users PREFIX0000.. (no keys, password or device), in one request."""
         return self._call("POST", "create-users", {"prefix": prefix, "count": count, "tags": tags})

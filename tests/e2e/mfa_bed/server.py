@@ -20,7 +20,8 @@ that tests use to set up users and look at or change the bed's state:
                                  action waits `seconds` first; with drop, it is then
                                  answered 503 without being carried out (a client killed
                                  meanwhile never sees it done: the interrupted rotate test)
-  POST /stsmfa-bed/create-users {"prefix", "count", "tags"}: plain users PREFIX0000.. (admin_iam.py)
+  POST /stsmfa-bed/create-users {"prefix", "count", "tags"}: plain users PREFIX0000..
+                               (no key, password or device), in one request (admin_iam.py)
   POST /stsmfa-bed/clock-skew  {"access_key_id", "seconds"}: replies to requests signed
                                with that key carry a `Date` header that many seconds off
                                (0 puts it right again)
