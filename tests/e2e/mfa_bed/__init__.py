@@ -230,6 +230,11 @@ class Bed:
     def access_keys(self, user_name: str) -> list[str]:
         """The IDs of the user's access keys, as IAM has them now."""
         return self._call("GET", "access-keys", query={"user": user_name})
+
+    def create_users(self, prefix: str, count: int, tags: list[dict[str, str]] | None = None) -> list[str]:
+        """`count` plain users PREFIX0000.. (no keys, password or device), in one request."""
+        return self._call("POST", "create-users", {"prefix": prefix, "count": count, "tags": tags})
+
     def set_clock_skew(self, access_key_id: str, seconds: float) -> None:
         """Replies to requests signed with this key get a `Date` header `seconds` off
         (positive: the server is ahead, so the client's clock looks behind); 0 undoes it."""

@@ -1034,4 +1034,5 @@ def apply() -> None:
     IamResponse.call_action = _iam_call_action
     MotoAPIBackend.reset = _moto_api_reset
     __import__("mfa_bed.simulate").simulate.apply()
+    __import__("mfa_bed.admin_iam").admin_iam.install()
     _applied = True

@@ -23,6 +23,8 @@ that tests use to set up users and look at or change the bed's state:
                                  action waits `seconds` first; with drop, it is then
                                  answered 503 without being carried out (a client killed
                                  meanwhile never sees it done: the interrupted rotate test)
+  POST /stsmfa-bed/create-users {"prefix", "count", "tags"}: plain users PREFIX0000..
+                               (no key, password or device), in one request (admin_iam.py)
   POST /stsmfa-bed/clock-skew  {"access_key_id", "seconds"}: replies to requests signed
                                with that key carry a `Date` header that many seconds off
                                (0 puts it right again)
@@ -60,7 +62,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
-from . import patches, simulate  # noqa: E402
+from . import admin_iam, patches, simulate  # noqa: E402
 from .patches import STATE, iam_backend  # noqa: E402
 from .otp import code_for_step, step_at  # noqa: E402
 
@@ -269,6 +271,8 @@ def handle_admin(request: Request) -> Any:
     if (method, route) == ("GET", "held"):
         with _DELAYS_LOCK:
             return list(_HELD)
+    if (method, route) == ("POST", "create-users"):  # admin_iam.py: many plain users at once
+        return admin_iam.create_users(body["prefix"], int(body["count"]), body.get("tags"))
     raise AdminError(404, f"no admin route {method} /stsmfa-bed/{route}")
 
 
