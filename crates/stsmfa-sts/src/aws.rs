@@ -69,7 +69,7 @@ impl AwsSts {
     }
 
     fn build(s: &ClientSettings, creds: aws_credential_types::Credentials) -> Result<AwsSts, Fail> {
-        use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+        use aws_config::{retry::RetryConfig, timeout::TimeoutConfig};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -81,24 +81,13 @@ impl AwsSts {
             .operation_attempt_timeout(attempt)
             .operation_timeout(s.timeout)
             .build();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .profile_name(&s.profile)
-            .credentials_provider(creds)
-            .timeout_config(timeouts)
-            .retry_config(RetryConfig::standard().with_max_attempts(4));
-        if let Some(r) = &s.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        let conf = rt.block_on(loader.load());
-        // GetSessionToken works from any region; without one the SDK refuses to
-        // sign, so fall back to the global partition's home.
-        let conf = if conf.region().is_none() {
-            conf.into_builder()
-                .region(Region::from_static("us-east-1"))
-                .build()
-        } else {
-            conf
-        };
+        let conf = sdk_config(
+            &rt,
+            s,
+            creds,
+            timeouts,
+            RetryConfig::standard().with_max_attempts(4),
+        );
         Ok(AwsSts {
             sts: aws_sdk_sts::Client::new(&conf),
             iam: aws_sdk_iam::Client::new(&conf),
@@ -146,6 +135,35 @@ impl AwsSts {
             Sorted::Timeout => StsError::Timeout(self.timeout_secs()),
             Sorted::Error(e) => e,
         }
+    }
+}
+
+/// The SDK configuration of a client: the profile's settings (endpoint_url
+/// and the like), `creds`, and us-east-1 when no region is set anywhere
+/// (STS and IAM answer there; without a region the SDK refuses to sign).
+pub fn sdk_config(
+    rt: &tokio::runtime::Runtime,
+    s: &ClientSettings,
+    creds: aws_credential_types::Credentials,
+    timeouts: aws_config::timeout::TimeoutConfig,
+    retry: aws_config::retry::RetryConfig,
+) -> aws_config::SdkConfig {
+    use aws_config::{BehaviorVersion, Region};
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .profile_name(&s.profile)
+        .credentials_provider(creds)
+        .timeout_config(timeouts)
+        .retry_config(retry);
+    if let Some(r) = &s.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    let conf = rt.block_on(loader.load());
+    if conf.region().is_none() {
+        conf.into_builder()
+            .region(Region::from_static("us-east-1"))
+            .build()
+    } else {
+        conf
     }
 }
 

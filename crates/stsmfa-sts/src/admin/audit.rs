@@ -137,7 +137,7 @@ fn account(
             bar.set_position(n as u64);
         }
     };
-    let virtual_users = virtual_device_users(iam)?;
+    let virtual_users = report::virtual_device_users(iam)?;
     let policies: BTreeMap<String, authz::UserPolicies> = authz::fetch(iam, &show)?
         .into_iter()
         .map(|u| (u.user.clone(), u))
@@ -232,32 +232,6 @@ fn mfa_policies(table: &Table) -> Vec<String> {
 
 /// Users with an assigned virtual device (a user with MFA and none has a
 /// hardware device: no per-user ListMFADevices needed).
-fn virtual_device_users(iam: &Iam) -> Result<BTreeSet<String>, IamError> {
-    let mut users = BTreeSet::new();
-    let mut marker = None;
-    loop {
-        let out = iam.call(
-            "ListVirtualMFADevices",
-            iam.iam
-                .list_virtual_mfa_devices()
-                .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
-                .max_items(1000)
-                .set_marker(marker.take())
-                .send(),
-        )?;
-        users.extend(
-            out.virtual_mfa_devices()
-                .iter()
-                .filter_map(|d| d.user().map(|u| u.user_name().to_owned())),
-        );
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
-            _ => break,
-        }
-    }
-    Ok(users)
-}
-
 fn now_days() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -75,17 +75,14 @@ pub fn parse(arg: &GroupsArg) -> Result<Groups, Fail> {
 
 /// The user names in a group, every page of GetGroup.
 pub fn members(iam: &Iam, group: &str) -> Result<Vec<String>, IamError> {
-    let pages = iam.call("GetGroup", async {
-        let pages: Vec<Result<_, _>> = iam
-            .iam
+    let pages = iam.pages(
+        "GetGroup",
+        iam.iam
             .get_group()
             .group_name(group)
             .into_paginator()
-            .send()
-            .collect()
-            .await;
-        pages.into_iter().collect::<Result<Vec<_>, _>>()
-    })?;
+            .send(),
+    )?;
     Ok(pages
         .iter()
         .flat_map(|p| p.users())

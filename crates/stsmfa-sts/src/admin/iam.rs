@@ -157,7 +157,7 @@ impl Iam {
         creds: aws_credential_types::Credentials,
         profile: String,
     ) -> Result<Iam, Fail> {
-        use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+        use aws_config::{retry::RetryConfig, timeout::TimeoutConfig};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -170,23 +170,7 @@ impl Iam {
         let retry = RetryConfig::standard()
             .with_max_attempts(8)
             .with_max_backoff(Duration::from_secs(20));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .profile_name(&s.profile)
-            .credentials_provider(creds)
-            .timeout_config(timeouts)
-            .retry_config(retry);
-        if let Some(r) = &s.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        let conf = rt.block_on(loader.load());
-        // IAM is global; without a region the SDK refuses to sign.
-        let conf = if conf.region().is_none() {
-            conf.into_builder()
-                .region(Region::from_static("us-east-1"))
-                .build()
-        } else {
-            conf
-        };
+        let conf = crate::aws::sdk_config(&rt, s, creds, timeouts, retry);
         Ok(Iam {
             iam: aws_sdk_iam::Client::new(&conf),
             sts: aws_sdk_sts::Client::new(&conf),
@@ -207,6 +191,21 @@ impl Iam {
             .map_err(|e| iam_error(action, e, self.timeout_secs))
     }
 
+    /// Every page of a paginated call (`into_paginator().send()`), as one call.
+    pub fn pages<T, E>(
+        &self,
+        action: &'static str,
+        stream: PaginationStream<Result<T, aws_sdk_iam::error::SdkError<E, HttpResponse>>>,
+    ) -> Result<Vec<T>, IamError>
+    where
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.call(action, async move {
+            let pages: Vec<Result<T, _>> = stream.collect().await;
+            pages.into_iter().collect()
+        })
+    }
+
     /// Runs futures (several IAM calls at once) on this client's runtime.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         self.rt.block_on(fut)
@@ -223,6 +222,7 @@ impl Iam {
 }
 
 use aws_sdk_iam::config::http::HttpResponse;
+use aws_smithy_async::future::pagination_stream::PaginationStream;
 
 /// Sorts an SDK error of `action` into the kinds callers branch on.
 pub fn iam_error<E>(

@@ -125,9 +125,9 @@ fn ensure_policy(
     let current_text = out
         .policy_version()
         .and_then(|v| v.document())
-        .map(decode_document)
-        .unwrap_or_default();
-    let current: Option<Value> = serde_json::from_str(&current_text).ok();
+        .unwrap_or_default()
+        .to_owned();
+    let current: Option<Value> = super::authz::document(&current_text).ok();
     if current.as_ref() == Some(&wanted) {
         return Ok(None);
     }
@@ -225,17 +225,14 @@ fn ensure_groups(
         }
         let arn = policy_arn(account, variant);
         let attached = exists && {
-            let pages = iam.call("ListAttachedGroupPolicies", async {
-                let pages: Vec<Result<_, _>> = iam
-                    .iam
+            let pages = iam.pages(
+                "ListAttachedGroupPolicies",
+                iam.iam
                     .list_attached_group_policies()
                     .group_name(group)
                     .into_paginator()
-                    .send()
-                    .collect()
-                    .await;
-                pages.into_iter().collect::<Result<Vec<_>, _>>()
-            })?;
+                    .send(),
+            )?;
             pages
                 .iter()
                 .flat_map(|p| p.attached_policies())
@@ -332,31 +329,6 @@ fn ensure_password_change(
     Ok(None)
 }
 
-/// IAM hands policy documents back URL-encoded (RFC 3986); a document
-/// that is already JSON is left as it is.
-pub fn decode_document(doc: &str) -> String {
-    if serde_json::from_str::<Value>(doc).is_ok() {
-        return doc.to_owned();
-    }
-    let bytes = doc.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A line diff (`-` old, `+` new, two spaces same), from the longest
 /// common subsequence of lines; policy documents are small.
 pub fn line_diff(old: &str, new: &str) -> String {
@@ -398,14 +370,5 @@ mod tests {
         let d = line_diff("a\nb\nc\n", "a\nx\nc\nd\n");
         assert_eq!(d, "  a\n+ x\n- b\n  c\n+ d\n");
         assert_eq!(line_diff("same\n", "same\n"), "  same\n");
-    }
-
-    #[test]
-    fn url_encoded_documents_are_decoded() {
-        assert_eq!(
-            decode_document("%7B%22Version%22%3A%20%222012-10-17%22%7D"),
-            "{\"Version\": \"2012-10-17\"}"
-        );
-        assert_eq!(decode_document("{\"a\": \"%41\"}"), "{\"a\": \"%41\"}");
     }
 }

@@ -323,7 +323,7 @@ fn apply(iam: &Iam, groups: &Groups, c: &Change) -> Result<(), String> {
 /// list is current and one call per 1000 devices).
 pub fn mfa_of(
     rows: &[report::ReportRow],
-    assigned: Option<&HashSet<String>>,
+    assigned: Option<&BTreeSet<String>>,
 ) -> Vec<(String, bool)> {
     rows.iter()
         .map(|r| {
@@ -335,27 +335,9 @@ pub fn mfa_of(
 
 /// The users with an assigned virtual MFA device; `None` (with a warning)
 /// when the admin may not list them.
-fn assigned_virtual_devices(iam: &Iam) -> Result<Option<HashSet<String>>, IamError> {
-    let pages = iam.call("ListVirtualMFADevices", async {
-        let pages: Vec<Result<_, _>> = iam
-            .iam
-            .list_virtual_mfa_devices()
-            .assignment_status(aws_sdk_iam::types::AssignmentStatusType::Assigned)
-            .max_items(1000)
-            .into_paginator()
-            .send()
-            .collect()
-            .await;
-        pages.into_iter().collect::<Result<Vec<_>, _>>()
-    });
-    match pages {
-        Ok(pages) => Ok(Some(
-            pages
-                .iter()
-                .flat_map(|p| p.virtual_mfa_devices())
-                .filter_map(|d| d.user().map(|u| u.user_name().to_owned()))
-                .collect(),
-        )),
+fn assigned_virtual_devices(iam: &Iam) -> Result<Option<BTreeSet<String>>, IamError> {
+    match report::virtual_device_users(iam) {
+        Ok(users) => Ok(Some(users)),
         Err(IamError::Denied { .. }) => {
             stsmfa_core::warn(
                 "iam:ListVirtualMFADevices is denied: MFA as the credential report has it (up to 4 hours old)",
@@ -500,7 +482,7 @@ mod tests {
             ..Default::default()
         };
         let rows = [row("old", true), row("new", false), row("none", false)];
-        let assigned = set(&["new"]);
+        let assigned: BTreeSet<String> = set(&["new"]).into_iter().collect();
         assert_eq!(
             mfa_of(&rows, Some(&assigned)),
             users(&[("old", true), ("new", true), ("none", false)])
