@@ -306,14 +306,16 @@ def test_two_thousand_users_cost_pages_not_users(tmp_path):
 
 def test_two_accounts_are_merged_with_an_account_column(tmp_path):
     with Bed.start() as bed:
-        one = bed.create_user("admin-one", policies.allow_actions(["*"]), mfa=False)
-        two = bed.create_user("admin-two", policies.allow_actions(["*"]), mfa=False, account=OTHER_ACCOUNT)
+        # Both admins under an MFA policy: each account's session is got once, then cached.
+        one = bed.create_user("admin-one", policies.allow_actions(["*"], require_mfa=True))
+        two = bed.create_user("admin-two", policies.allow_actions(["*"], require_mfa=True),
+                              account=OTHER_ACCOUNT)
         bed.create_user("dev-one", policies.deny_all_except_listed_if_no_mfa())
         bed.create_user("dev-two", policies.bool_console_only(), account=OTHER_ACCOUNT)
         h = Home(root=tmp_path, bed=bed, bin=STSMFA_BIN)
-        h.add_source_profile("one", one, mfa_serial=False, mfa_process=False)
-        h.add_source_profile("two", two, mfa_serial=False, mfa_process=False)
-        cp = h.run("admin", "audit", "--profile", "one", "--profile", "two", "--no-mfa", "--format", "json")
+        h.add_source_profile("one", one)
+        h.add_source_profile("two", two)
+        cp = h.run("admin", "audit", "--profile", "one", "--profile", "two", "--format", "json")
         assert cp.returncode == 0, cp.stderr
         rows = {(u["account"], u["user"]) for u in json.loads(cp.stdout)["users"]}
         assert rows == {
@@ -323,10 +325,16 @@ def test_two_accounts_are_merged_with_an_account_column(tmp_path):
         by_user = {u["user"]: u for u in json.loads(cp.stdout)["users"]}
         # Allow * lets its long-term key mint keys, and Bool does not cover that key.
         assert by_user["dev-two"]["findings"] == ["keys-bypass-mfa", "can-create-keys-without-mfa"]
-        table = h.run("admin", "audit", "--profile", "one", "--profile", "two", "--no-mfa")
-        assert table.returncode == 0
+        table = h.run("admin", "audit", "--profile", "one", "--profile", "two")
+        assert table.returncode == 0, table.stderr
         dev_two = next(line for line in table.stdout.splitlines() if " dev-two " in line)
         assert dev_two.startswith(OTHER_ACCOUNT)
+        # One MFA session per account for both runs: the second used the cache.
+        assert bed.stats()["get_session_token"] == {"admin-one": 1, "admin-two": 1}
+        # With --no-mfa the long-term keys meet the MFA policy, and the error says so.
+        denied = h.run("admin", "audit", "--profile", "two", "--no-mfa")
+        assert denied.returncode == 1
+        assert "access denied" in denied.stderr and "hint:" in denied.stderr, denied.stderr
 
 
 def test_audit_on_a_terminal_shows_a_progress_bar_on_stderr_only(home, tmp_path):

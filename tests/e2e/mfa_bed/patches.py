@@ -275,7 +275,7 @@ class SessionAccessKey(IAMUserAccessKey):
     """A GetSessionToken credential: authorised with its user's policies."""
 
     def __init__(self, session: Session, headers: Any):
-        self.account_id = ACCOUNT_ID
+        self.account_id = session.account
         self.partition = PARTITION
         self.session = session
         self._owner_user_name = session.user_name
@@ -769,7 +769,7 @@ def _check_token_code_format(code: str) -> None:
     _raise_validation(errors)
 
 
-def _issue(response: TokenResponse, user: User) -> Session:
+def _issue(response: TokenResponse, user: User, account: str = ACCOUNT_ID) -> Session:
     duration = _check_duration(response._get_param("DurationSeconds"))
     serial = response._get_param("SerialNumber")
     code = response._get_param("TokenCode")
@@ -778,14 +778,14 @@ def _issue(response: TokenResponse, user: User) -> Session:
     if not serial:
         if code:
             raise BedError(403, "AccessDenied", MSG_BAD_SERIAL)
-        return mint_session(user.name, duration, mfa=False)
+        return mint_session(user.name, duration, mfa=False, account=account)
 
-    device = iam_backend().virtual_mfa_devices.get(serial)
+    device = iam_backend(account).virtual_mfa_devices.get(serial)
     if serial not in user.mfa_devices or device is None:
         raise BedError(403, "AccessDenied", MSG_BAD_SERIAL)
     if not code or not spend_code(device, str(code)):
         raise BedError(403, "AccessDenied", MSG_BAD_CODE)
-    return mint_session(user.name, duration, mfa=True)
+    return mint_session(user.name, duration, mfa=True, account=account)
 
 
 def _get_session_token(self: TokenResponse) -> ActionResult:
@@ -795,11 +795,14 @@ def _get_session_token(self: TokenResponse) -> ActionResult:
         if session is not None:
             STATE.failed[session.stats_name] += 1
             raise BedError(403, "AccessDenied", MSG_SESSION_CALLER)
-        user = iam_backend().get_user_from_access_key_id(access_key_id)
+        # The long-term key's own account (moto routes a request by its key), so
+        # users of every account get sessions in theirs.
+        account = self.current_account
+        user = iam_backend(account).get_user_from_access_key_id(access_key_id)
         if user is None:
             raise InvalidClientTokenIdError()
         try:
-            minted = _issue(self, user)
+            minted = _issue(self, user, account)
         except Exception:
             STATE.failed[user.name] += 1
             raise

@@ -19,8 +19,8 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from bed_clients import long_term
-from mfa_bed import policies
+from bed_clients import long_term, with_session
+from mfa_bed import policies, totp
 
 _names = itertools.count()
 
@@ -227,3 +227,21 @@ def test_a_second_account_has_its_own_users_and_keys(bed):
     bed.create_user(name("dev2-"), None, account=other)
     users = [u["UserName"] for u in iam2.list_users()["Users"]]
     assert admin2.name in users and not any(u.startswith("simadmin") for u in users)
+
+
+def test_a_second_accounts_user_gets_mfa_sessions_in_that_account(bed):
+    other = "444455556666"
+    admin2 = bed.create_user(name("mfa2-"), policies.allow_actions(["iam:ListUsers"], require_mfa=True),
+                             account=other)
+    assert admin2.serial.startswith(f"arn:aws:iam::{other}:mfa/")
+    sts = long_term(bed, admin2, "sts")
+    # Its long-term key is denied by its MFA policy; the MFA session is allowed, in its account.
+    with pytest.raises(ClientError):
+        long_term(bed, admin2, "iam").list_users()
+    creds = sts.get_session_token(SerialNumber=admin2.serial, TokenCode=totp(admin2.seed))["Credentials"]
+    ident = with_session(bed, creds, "sts").get_caller_identity()
+    assert ident["Account"] == other and ident["Arn"] == admin2.arn
+    users = [u["UserName"] for u in with_session(bed, creds, "iam").list_users()["Users"]]
+    assert admin2.name in users and not any(u.startswith("simadmin") for u in users)
+    info = bed.session_info(creds["AccessKeyId"])
+    assert info["mfa"] is True and info["user"] == admin2.name
