@@ -659,7 +659,7 @@ def test_a_renewal_asks_on_the_terminal_cmd_was_started_from_and_ctrl_c_reaches_
         # The session is stale after 4 s: the request waits while stsmfa asks again.
         term.expect(r"MFA code for profile work", timeout=60)
         term.sendline(home.code(user))
-        m = term.expect(r"KEYS (\S+) (\S+)", timeout=60)
+        m = term.expect(r"KEYS (\S+) (\S+)(?=\s)", timeout=60)
         assert m.group(1) != m.group(2), term.text
         term.expect("READY")
         term.send("\x03")  # Ctrl-C: SIGINT from the terminal to its foreground group

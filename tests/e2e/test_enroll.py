@@ -42,7 +42,7 @@ region = ap-southeast-2
 ; a semicolon comment
 """
 
-SECRET_RE = r"Secret \(base32\): ([A-Z2-7]+=*)"
+SECRET_RE = r"Secret \(base32\): ([A-Z2-7]+=*)(?=\s)"
 CODE_PROMPT = r"MFA code for profile work \(([^)]*)\): "
 CONFIG_Q = r"Add `mfa_serial = (\S+)` to \[profile work\] in (.+?)\? \[Y/n\] "
 SESSION_Q = r"Get a first session for profile work now\? \[Y/n\] "
@@ -212,7 +212,7 @@ def test_enroll_answer_no_keeps_the_config_and_first_session_yes_slow(home, newc
         seed, serial = answer_codes(term)
         term.expect(CONFIG_Q, timeout=60)
         term.sendline("n")
-        m = term.expect(r"mfa_serial = (\S+)", timeout=30)  # the line to add by hand
+        m = term.expect(r"mfa_serial = (\S+)(?=\s)", timeout=30)  # the line to add by hand
         assert m.group(1) == serial
         term.expect(SESSION_Q, timeout=30)
         term.sendline("y")
