@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_endpoints import FakeEndpoint, sts_error_xml
 from harness import REPO, STSMFA_BIN, Home
 from mfa_bed import Bed, policies
 
@@ -150,6 +151,30 @@ def test_audit_csv_has_one_row_per_user_with_the_same_findings(home, bed):
         assert rows[name]["mfa"] == mfa
     assert rows["stale"]["oldest_key_days"] == "200"
     assert rows["hardware"]["password"] == "true"
+
+
+def test_throttled_calls_are_retried_and_the_report_is_the_same(home, bed):
+    """Each IAM action's first request is refused with Throttling (STS's are
+    not touched: a call with an MFA code is never retried)."""
+    straight, _ = run(home, bed, "audit", "--profile", "admin", "--format", "json")
+    seen: set[str] = set()
+
+    def plan(n, action):
+        if action in ("GetSessionToken", "GetCallerIdentity") or action in seen:
+            return "forward"
+        seen.add(action)
+        return 400, sts_error_xml("Throttling", "Rate exceeded")
+
+    with FakeEndpoint(plan, forward_to=bed.endpoint) as fake:
+        cp = home.run("admin", "audit", "--profile", "admin", "--format", "json",
+                      env={"AWS_ENDPOINT_URL": fake.endpoint}, timeout=120)
+        actions = fake.actions()
+    assert cp.returncode == 0, cp.stderr
+    assert {"GetCredentialReport", "GetAccountAuthorizationDetails", "ListVirtualMFADevices"} <= seen, actions
+    for action in seen:
+        assert actions.count(action) >= 2, (action, actions)
+    want, got = json.loads(straight.stdout), json.loads(cp.stdout)
+    assert got["users"] == want["users"] and got["summary"] == want["summary"]
 
 
 def test_audit_table_lists_findings_and_the_summary(home, bed):

@@ -14,10 +14,13 @@ import json
 import os
 import re
 import stat
+import time
 
 import boto3
 import pytest
 
+from assertions import assert_error
+from fake_endpoints import FakeEndpoint, closed_port, sts_error_xml
 from harness import Home
 from mfa_bed import Bed, policies
 from mfa_bed.otp import code_for_step, step_at, totp
@@ -140,7 +143,7 @@ def enroll(home: Home, profile: str) -> tuple[str, str]:
     term = PtyProcess([str(home.bin), "enroll", profile, "--yes", "--show-secret"],
                       env=home._env({"TERM": "dumb"}), cwd=home.root)
     try:
-        seed = term.expect(r"Secret \(base32\): ([A-Z2-7]+=*)", timeout=60).group(1)
+        seed = term.expect(r"Secret \(base32\): ([A-Z2-7]+=*)(?=\s)", timeout=60).group(1)
         now = step_at()
         serial = term.expect(rf"MFA code for profile {profile} \(([^)]*)\): ", timeout=30).group(1)
         term.sendline(code_for_step(seed, now - 1))
@@ -612,6 +615,81 @@ def test_sync_before_setup_says_to_run_setup(account):
     cp = account.admin_run("sync")
     assert cp.returncode == 1
     assert "the group NotYetLoginUsers does not exist" in cp.stderr and "stsmfa admin setup" in cp.stderr
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+def throttled() -> tuple[int, bytes]:
+    return 400, sts_error_xml("Throttling", "Rate exceeded")
+
+
+def test_throttled_iam_calls_are_retried_and_the_sync_completes(account):
+    """IAM throttles big accounts as a matter of course: each IAM action's
+    first request is refused with Throttling and the sync still finishes."""
+    setup_ok(account)
+    account.bed.create_user("amy", None, mfa=True)
+    account.bed.create_user("dan", None, mfa=False)
+    straight = account.admin_run("sync", "--dry-run")
+    assert straight.returncode == 0, straight.stderr
+    seen: set[str] = set()
+
+    def plan(n, action):
+        if action.startswith(("Get", "List", "Generate")) and action not in seen:
+            seen.add(action)
+            return throttled()
+        return "forward"
+
+    before = account.calls()
+    with FakeEndpoint(plan, forward_to=account.bed.endpoint) as fake:
+        cp = account.home.run("admin", "sync", "--profile", "admin", "--no-mfa",
+                              env={"AWS_ENDPOINT_URL": fake.endpoint}, timeout=120)
+        actions = fake.actions()
+    assert cp.returncode == 0, cp.stderr
+    assert "added amy to MFARequired (MFA active)" in cp.stdout and "added dan to ForceMFA (no MFA device)" in cp.stdout, cp.stdout
+    assert cp.stderr == "", cp.stderr
+    assert {"GetCredentialReport", "GetGroup"} <= seen, actions
+    for action in seen:  # refused once, then sent again
+        assert actions.count(action) >= 2, (action, actions)
+    assert writes(before, account.calls()) == {"AddUserToGroup": 2}
+    assert account.groups_of("amy") == {"MFARequired"} and account.groups_of("dan") == {"ForceMFA"}
+
+
+def test_throttling_that_does_not_stop_is_one_error_and_changes_nothing(account):
+    """AWS_MAX_ATTEMPTS bounds the retries, as for the AWS CLI."""
+    setup_ok(account)
+    account.bed.create_user("dan", None, mfa=False)
+
+    def plan(n, action):
+        return throttled() if action == "GetGroup" else "forward"
+
+    before = account.calls()
+    with FakeEndpoint(plan, forward_to=account.bed.endpoint) as fake:
+        cp = account.home.run("admin", "sync", "--profile", "admin", "--no-mfa",
+                              env={"AWS_ENDPOINT_URL": fake.endpoint, "AWS_MAX_ATTEMPTS": "2"}, timeout=120)
+        actions = fake.actions()
+    assert_error(cp, "GetGroup", "throttl", "wait a minute", hint=True)
+    assert actions.count("GetGroup") == 2, actions
+    assert writes(before, account.calls()) == {}
+    assert account.groups_of("dan") == set()
+
+    cp = account.home.run("admin", "sync", "--profile", "admin", "--no-mfa", env={"AWS_MAX_ATTEMPTS": "zero"})
+    assert_error(cp, "AWS_MAX_ATTEMPTS=zero", "at least 1", hint=True)
+
+
+def test_an_unreachable_iam_is_one_error_line_with_a_hint_and_changes_nothing(account):
+    setup_ok(account)
+    account.bed.create_user("dan", None, mfa=False)
+    before = account.calls()
+    t0 = time.monotonic()
+    cp = account.home.run("admin", "sync", "--profile", "admin", "--no-mfa",
+                          env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}", "STSMFA_TIMEOUT": "10"},
+                          timeout=120)
+    took = time.monotonic() - t0
+    assert_error(cp, hint=True)
+    assert re.search(r"connect|reach|refused", cp.stderr, re.I), cp.stderr
+    assert took < 15, f"took {took:.0f}s: an unreachable endpoint must not wait out every retry"
+    assert writes(before, account.calls()) == {}
 
 
 # ---------------------------------------------------------------------------- policy

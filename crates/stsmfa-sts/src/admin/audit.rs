@@ -120,7 +120,7 @@ fn account(
     stale: i64,
     bars: Option<&indicatif::MultiProgress>,
 ) -> Result<Vec<UserAudit>, IamError> {
-    let id = iam.account()?;
+    let id = iam.account().to_owned();
     let rows = report::fetch(iam, &std::thread::sleep)?;
     let bar = bars.map(|m| {
         let bar = m.add(indicatif::ProgressBar::new(rows.len() as u64));

@@ -12,15 +12,22 @@ use stsmfa_core::commands;
 use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
 
-/// An IAM (and STS) client with the admin's credentials, on its own
+/// An IAM client with the admin's credentials, on its own
 /// current-thread runtime; calls block.
 pub struct Iam {
     rt: tokio::runtime::Runtime,
     pub iam: aws_sdk_iam::Client,
-    pub sts: aws_sdk_sts::Client,
     /// The profile it calls as, for messages.
     pub profile: String,
+    /// Who the credentials belong to (GetCallerIdentity at connect).
+    caller: Caller,
     timeout_secs: u64,
+}
+
+/// The account and ARN the admin's credentials belong to.
+struct Caller {
+    account: String,
+    arn: String,
 }
 
 /// An IAM call's failure; the variants are the ones callers branch on.
@@ -167,16 +174,34 @@ impl Iam {
             .operation_attempt_timeout(s.timeout)
             .build();
         // Throttling on a big account is normal: more attempts, longer backoff.
+        let attempts = max_attempts(std::env::var("AWS_MAX_ATTEMPTS").ok().as_deref())?;
         let retry = RetryConfig::standard()
-            .with_max_attempts(8)
+            .with_max_attempts(attempts)
             .with_max_backoff(Duration::from_secs(20));
         let conf = crate::aws::sdk_config(&rt, s, creds, timeouts, retry);
+        let sts = aws_sdk_sts::Client::new(&conf);
+        let timeout_secs = s.timeout.as_secs().max(1);
+        // Who am I, first and with at most one retry: an unreachable endpoint
+        // is one error in a second, not eight backed-off attempts per call.
+        let first = RetryConfig::standard().with_max_attempts(attempts.min(2));
+        let me = rt
+            .block_on(
+                sts.get_caller_identity()
+                    .customize()
+                    .config_override(aws_sdk_sts::config::Builder::default().retry_config(first))
+                    .send(),
+            )
+            .map_err(|e| iam_error("GetCallerIdentity", e, timeout_secs).to_fail(&profile))?;
+        let caller = Caller {
+            account: me.account().unwrap_or_default().to_owned(),
+            arn: me.arn().unwrap_or_default().to_owned(),
+        };
         Ok(Iam {
             iam: aws_sdk_iam::Client::new(&conf),
-            sts: aws_sdk_sts::Client::new(&conf),
             rt,
             profile,
-            timeout_secs: s.timeout.as_secs().max(1),
+            caller,
+            timeout_secs,
         })
     }
 
@@ -206,18 +231,14 @@ impl Iam {
         })
     }
 
-    /// Runs futures (several IAM calls at once) on this client's runtime.
-    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.rt.block_on(fut)
+    /// The account the credentials belong to.
+    pub fn account(&self) -> &str {
+        &self.caller.account
     }
 
-    /// The account the credentials belong to (GetCallerIdentity).
-    pub fn account(&self) -> Result<String, IamError> {
-        let out = self
-            .rt
-            .block_on(self.sts.get_caller_identity().send())
-            .map_err(|e| iam_error("GetCallerIdentity", e, self.timeout_secs))?;
-        Ok(out.account().unwrap_or_default().to_owned())
+    /// The ARN the calls are made as (the user sync runs as never confines itself).
+    pub fn caller_arn(&self) -> &str {
+        &self.caller.arn
     }
 }
 
@@ -252,5 +273,44 @@ where
             action,
             source: crate::aws::sort_sdk_error(e, timeout_secs),
         },
+    }
+}
+
+/// Attempts per IAM call: `AWS_MAX_ATTEMPTS` as the AWS CLI reads it (a
+/// cron job may want to fail fast), else 8, more than the SDK's 3, since
+/// a big account's lists are throttled as a matter of course.
+fn max_attempts(env: Option<&str>) -> Result<u32, Fail> {
+    const DEFAULT: u32 = 8;
+    match env.map(str::trim) {
+        None | Some("") => Ok(DEFAULT),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(fail!(
+                "AWS_MAX_ATTEMPTS={} is not a number of attempts",
+                stsmfa_core::escape(v)
+            )
+            .hint("set it to a whole number of at least 1 (1 = no retries), or unset it for 8")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_attempts;
+
+    #[test]
+    fn max_attempts_defaults_to_eight_and_takes_the_variable() {
+        assert_eq!(max_attempts(None).unwrap(), 8);
+        assert_eq!(max_attempts(Some("")).unwrap(), 8);
+        assert_eq!(max_attempts(Some("1")).unwrap(), 1);
+        assert_eq!(max_attempts(Some(" 3 ")).unwrap(), 3);
+    }
+
+    #[test]
+    fn max_attempts_refuses_what_is_not_a_count() {
+        for bad in ["0", "-1", "two", "2.5"] {
+            let e = max_attempts(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("AWS_MAX_ATTEMPTS") && e.contains(bad), "{e}");
+        }
     }
 }

@@ -261,7 +261,7 @@ fn sign_in_url(iam: &Iam) -> Result<String, IamError> {
     let out = iam.call("ListAccountAliases", iam.iam.list_account_aliases().send())?;
     let id = match out.account_aliases().first() {
         Some(alias) => alias.clone(),
-        None => iam.account()?,
+        None => iam.account().to_owned(),
     };
     Ok(format!("https://{id}.signin.aws.amazon.com/console"))
 }

@@ -34,7 +34,7 @@ pub fn setup(args: &SetupArgs) -> Result<u8, Fail> {
     let groups = groups::parse(&args.groups)?;
     let iam = Iam::connect(&args.conn)?;
     let fail = |e: IamError| e.to_fail(&iam.profile);
-    let account = iam.account().map_err(fail)?;
+    let account = iam.account().to_owned();
     let mut changes = Changes {
         dry_run: args.dry_run,
         count: 0,

@@ -147,11 +147,6 @@ pub fn sync(args: &SyncArgs) -> Result<u8, Fail> {
     let iam = Iam::connect(&args.conn)?;
     let fail = |e: IamError| e.to_fail(&iam.profile);
 
-    let caller = iam
-        .block_on(iam.sts.get_caller_identity().send())
-        .ok()
-        .and_then(|o| o.arn().map(str::to_owned))
-        .unwrap_or_default();
     let rows = report::fetch(&iam, &std::thread::sleep).map_err(fail)?;
     let mut members = Members::default();
     for (role, set) in [
@@ -172,7 +167,7 @@ pub fn sync(args: &SyncArgs) -> Result<u8, Fail> {
 
     let mut exempt: HashSet<String> = args.exempt.iter().cloned().collect();
     // The user sync runs as (a cron service user) never confines itself.
-    if let Some(me) = rows.iter().find(|r| r.arn == caller) {
+    if let Some(me) = rows.iter().find(|r| r.arn == iam.caller_arn()) {
         exempt.insert(me.user.clone());
     }
     let assigned = assigned_virtual_devices(&iam).map_err(fail)?;
