@@ -392,8 +392,8 @@ def test_exec_server_passes_the_exit_code_and_signals_and_the_endpoint_dies_with
     url_file = home.tools / "url"
     proc = subprocess.Popen(
         [str(home.bin), "exec", "--server", "work", "--", "sh", "-c",
-         f'echo "$AWS_CONTAINER_CREDENTIALS_FULL_URI" > "{url_file}"; '
          f'trap \'echo term >> "{marker}"; trap - TERM; kill -TERM $$\' TERM; '
+         f'echo "$AWS_CONTAINER_CREDENTIALS_FULL_URI" > "{url_file}"; '
          'while :; do sleep 0.1; done'],
         env=home._env(None), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,

@@ -48,12 +48,13 @@ def test_sts_unreachable_is_one_clear_error(home, user, bed):
 
 def test_sts_that_never_answers_fails_within_stsmfa_timeout(home, user):
     home.add_source_profile("work", user, mfa_process=False)
+    code = home.code(user)
     with Blackhole() as hole:
         t0 = time.monotonic()
         cp = home.run("credential-process", "work", env={
             "AWS_ENDPOINT_URL": hole.address,
             "STSMFA_TIMEOUT": "2",
-            "STSMFA_MFA_CODE": home.code(user),
+            "STSMFA_MFA_CODE": code,
         }, timeout=60)
         took = time.monotonic() - t0
         assert hole.accepted, "stsmfa never connected to the endpoint"

@@ -51,8 +51,9 @@ fn skew_secs(server: SystemTime, local: SystemTime) -> i64 {
 }
 
 fn judge(skew: i64) -> Check {
+    // Whole seconds on both sides: a measured 1 s may be none at all.
     let how = match skew {
-        0 => "in step with STS (within 1 s)".to_owned(),
+        -1..=1 => "in step with STS (within 1 s)".to_owned(),
         s if s > 0 => format!("{s} s behind STS"),
         s => format!("{} s ahead of STS", -s),
     };
@@ -94,6 +95,22 @@ mod tests {
         assert_eq!(status(30), Status::Warn);
         assert_eq!(status(31), Status::Fail);
         assert_eq!(status(-45), Status::Fail);
+    }
+
+    #[test]
+    fn one_second_either_way_is_in_step() {
+        for skew in [-1, 0, 1] {
+            let aws = FakeAws {
+                skew: Some(skew),
+                ..FakeAws::default()
+            };
+            let c = check(&aws).0;
+            assert!(
+                c.message.contains("in step with STS"),
+                "{skew}: {}",
+                c.message
+            );
+        }
     }
 
     #[test]

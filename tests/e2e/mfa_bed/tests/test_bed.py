@@ -358,11 +358,12 @@ def test_self_service_enrollment(bed, make_user):
     assert (code, message) == ("InvalidAuthenticationCode", "Authentication code for device is not valid.")
     assert bed.mfa_devices(user.name) == [{"serial": serial, "enabled": False}]
 
+    now = step_at()  # one clock read: two would straddle a step now and then
     iam.enable_mfa_device(
         UserName=user.name,
         SerialNumber=serial,
-        AuthenticationCode1=totp(seed, offset=-1),
-        AuthenticationCode2=totp(seed),
+        AuthenticationCode1=code_for_step(seed, now - 1),
+        AuthenticationCode2=code_for_step(seed, now),
     )
     assert bed.mfa_devices(user.name) == [{"serial": serial, "enabled": True}]
     assert [d["SerialNumber"] for d in iam.list_mfa_devices()["MFADevices"]] == [serial]
