@@ -484,14 +484,15 @@ def test_a_sync_of_300_users_makes_calls_for_the_groups_and_the_changes_only(acc
     assert counts["users"] == 305 and counts["changed"] == 3, cp.stdout
     calls = delta(before, account.calls())
     report = {"GenerateCredentialReport", "GetCredentialReport"}
-    assert set(calls) == report | {"GetGroup", "ListVirtualMFADevices", "ListUserTags", "ListMFADevices",
-                                   "AddUserToGroup"}, calls
+    assert set(calls) == report | {"GetGroup", "ListVirtualMFADevices", "GetAccountAuthorizationDetails",
+                                   "ListMFADevices", "AddUserToGroup"}, calls
     assert sum(calls[a] for a in report) <= 4, calls  # generating the report may take a poll or two
-    # per group (one page each), one device list, and per user who would move: 301 of
-    # them exempt by tag (300 + root, found by their tag), 3 moved (their devices
-    # checked, one add each); the admin running it is left out without a call
+    # per group (one page each), one device list, the users' tags in one page of
+    # 1,000 (301 of the 304 who would move are exempt by tag: 300 + root), and per
+    # moved user their devices checked and one add; the admin running it costs nothing
     assert (calls["GetGroup"], calls["ListVirtualMFADevices"]) == (3, 1), calls
-    assert (calls["ListUserTags"], calls["ListMFADevices"], calls["AddUserToGroup"]) == (304, 3, 3), calls
+    assert calls["GetAccountAuthorizationDetails"] == 1, calls
+    assert (calls["ListMFADevices"], calls["AddUserToGroup"]) == (3, 3), calls
 
     # now: 305 users, nothing to change: the same handful of calls whatever the users
     account.bed.create_users("more", 300)
@@ -502,9 +503,34 @@ def test_a_sync_of_300_users_makes_calls_for_the_groups_and_the_changes_only(acc
     calls = delta(before, account.calls())
     # 1 page each for the empty onboarding and 2-user enrolled groups, 4 of up to 100 for ForceMFA's 301
     assert calls.get("GetGroup") == 1 + 1 + 4, calls
-    # nothing grows with the 300 new users: only the 301 tagged ones' tags are read
-    assert set(calls) == report | {"GetGroup", "ListVirtualMFADevices", "ListUserTags"}, calls
-    assert (calls["ListUserTags"], calls["ListVirtualMFADevices"]) == (301, 1), calls
+    # nothing grows with the users: the tagged ones' tags are still one page
+    assert set(calls) == report | {"GetGroup", "ListVirtualMFADevices", "GetAccountAuthorizationDetails"}, calls
+    assert (calls["GetAccountAuthorizationDetails"], calls["ListVirtualMFADevices"]) == (1, 1), calls
+
+
+def test_a_sync_user_without_the_account_details_reads_tags_one_by_one(account):
+    """The cron user of the README may lack iam:GetAccountAuthorizationDetails:
+    the exempt tags are then read per user, with a warning naming the action."""
+    setup_ok(account)
+    cron = account.bed.create_user("mfa-sync", policies.allow_actions([
+        "iam:GenerateCredentialReport", "iam:GetCredentialReport", "iam:GetGroup",
+        "iam:ListVirtualMFADevices", "iam:AddUserToGroup", "iam:RemoveUserFromGroup",
+        "iam:ListUserTags", "iam:ListMFADevices",
+    ]), mfa=False)
+    for name in ("svc-a", "svc-b"):
+        account.bed.create_user(name, None, mfa=False)
+        account.iam.tag_user(UserName=name, Tags=EXEMPT)
+    account.bed.create_user("dan", None, mfa=False)
+    account.home.add_source_profile("mfa-sync", cron, mfa_serial=False, mfa_process=False)
+    before = account.calls()
+    cp = account.home.run("admin", "sync", "--profile", "mfa-sync", "--no-mfa")
+    assert cp.returncode == 0, cp.stderr
+    assert "iam:GetAccountAuthorizationDetails is denied" in cp.stderr and "iam:ListUserTags" in cp.stderr, cp.stderr
+    assert "added dan to ForceMFA (no MFA device)" in cp.stdout and "svc-" not in cp.stdout, cp.stdout
+    calls = delta(before, account.calls())
+    # root, admin, svc-a, svc-b (tagged) and dan would move: one ListUserTags each
+    assert calls["ListUserTags"] == 5 and calls["GetAccountAuthorizationDetails"] == 1, calls
+    assert account.groups_of("dan") == {"ForceMFA"} and account.groups_of("svc-a") == set()
 
 
 # --------------------------------------------------------------------------- onboard

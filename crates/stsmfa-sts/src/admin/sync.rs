@@ -2,8 +2,9 @@
 //!
 //! It reads the credential report (MFA of every user, one CSV) and the three
 //! groups' members, plans the moves with a pure function, and checks only
-//! the users who would move (their tags, their MFA devices): the calls grow
-//! with the groups and the changes, not with the users. Each move adds the
+//! the users who would move (their exempt tag, one call each or 1,000 users a
+//! page, whichever is fewer; their MFA devices): the calls grow with the
+//! groups and the changes, not with the users. Each move adds the
 //! new group before it removes the old one, so no failure leaves a user in
 //! neither.
 
@@ -176,15 +177,11 @@ pub fn sync(args: &SyncArgs) -> Result<u8, Fail> {
 
     // Only users who would move cost calls: their tags, and their devices
     // now (the report can be hours old).
-    let mut tagged = BTreeSet::new();
-    let mut checked = Vec::new();
-    for c in changes.drain(..) {
-        if is_tagged_exempt(&iam, &c.user).map_err(fail)? {
-            tagged.insert(c.user.clone());
-            continue;
-        }
-        checked.push(c);
-    }
+    let tagged = tagged_exempt(&iam, &changes, rows.len()).map_err(fail)?;
+    let checked: Vec<Change> = changes
+        .drain(..)
+        .filter(|c| !tagged.contains(&c.user))
+        .collect();
     let mut recheck: Vec<(String, bool)> = Vec::new();
     for c in &checked {
         recheck.push((c.user.clone(), has_mfa(&iam, &c.user).map_err(fail)?));
@@ -343,15 +340,73 @@ fn assigned_virtual_devices(iam: &Iam) -> Result<Option<BTreeSet<String>>, IamEr
     }
 }
 
+/// Users a page of GetAccountAuthorizationDetails lists (its maximum).
+const DETAILS_PAGE: usize = 1000;
+
+/// Reading every user's tags in pages of 1,000, or one ListUserTags per user?
+/// Whichever takes fewer calls, so service users tagged exempt (who would
+/// move on every run) cost a page, not a call each.
+fn tags_in_pages(candidates: usize, users: usize) -> bool {
+    candidates > users.div_ceil(DETAILS_PAGE).max(1)
+}
+
+/// The users among `changes` tagged exempt.
+fn tagged_exempt(
+    iam: &Iam,
+    changes: &[Change],
+    users: usize,
+) -> Result<BTreeSet<String>, IamError> {
+    let mut wanted: BTreeSet<&str> = changes.iter().map(|c| c.user.as_str()).collect();
+    if tags_in_pages(wanted.len(), users) {
+        match exempt_users(iam) {
+            Ok(all) => {
+                wanted.retain(|u| all.contains(*u));
+                return Ok(wanted.into_iter().map(str::to_owned).collect());
+            }
+            Err(IamError::Denied { .. }) => stsmfa_core::warn(
+                "iam:GetAccountAuthorizationDetails is denied: reading the exempt tag one user at a time (iam:ListUserTags)",
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut out = BTreeSet::new();
+    for user in wanted {
+        if is_tagged_exempt(iam, user)? {
+            out.insert(user.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn is_exempt_tag(t: &aws_sdk_iam::types::Tag) -> bool {
+    t.key() == EXEMPT_TAG.0 && t.value().eq_ignore_ascii_case(EXEMPT_TAG.1)
+}
+
+/// Every user of the account tagged exempt, from the users' details.
+fn exempt_users(iam: &Iam) -> Result<BTreeSet<String>, IamError> {
+    let pages = iam.pages(
+        "GetAccountAuthorizationDetails",
+        iam.iam
+            .get_account_authorization_details()
+            .filter(aws_sdk_iam::types::EntityType::User)
+            .max_items(DETAILS_PAGE as i32)
+            .into_paginator()
+            .send(),
+    )?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.user_detail_list())
+        .filter(|u| u.tags().iter().any(is_exempt_tag))
+        .filter_map(|u| u.user_name().map(str::to_owned))
+        .collect())
+}
+
 fn is_tagged_exempt(iam: &Iam, user: &str) -> Result<bool, IamError> {
     let out = iam.call(
         "ListUserTags",
         iam.iam.list_user_tags().user_name(user).send(),
     )?;
-    Ok(out
-        .tags()
-        .iter()
-        .any(|t| t.key() == EXEMPT_TAG.0 && t.value().eq_ignore_ascii_case(EXEMPT_TAG.1)))
+    Ok(out.tags().iter().any(is_exempt_tag))
 }
 
 fn has_mfa(iam: &Iam, user: &str) -> Result<bool, IamError> {
@@ -365,6 +420,18 @@ fn has_mfa(iam: &Iam, user: &str) -> Result<bool, IamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_come_in_pages_only_when_that_takes_fewer_calls() {
+        // One candidate: one ListUserTags, not a page.
+        assert!(!tags_in_pages(1, 305));
+        assert!(tags_in_pages(2, 305));
+        assert!(tags_in_pages(304, 305));
+        // 2,500 users are three pages: three candidates cost as much.
+        assert!(!tags_in_pages(3, 2500));
+        assert!(tags_in_pages(4, 2500));
+        assert!(!tags_in_pages(0, 0));
+    }
 
     fn set(names: &[&str]) -> HashSet<String> {
         names.iter().map(|s| s.to_string()).collect()
