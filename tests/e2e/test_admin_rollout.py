@@ -718,6 +718,19 @@ def test_an_unreachable_iam_is_one_error_line_with_a_hint_and_changes_nothing(ac
     assert writes(before, account.calls()) == {}
 
 
+def test_an_unreachable_iam_endpoint_with_sts_reachable_names_the_iam_variable(account):
+    setup_ok(account)
+    account.bed.create_user("dan", None, mfa=False)
+    before = account.calls()
+    cp = account.home.run("admin", "sync", "--profile", "admin", "--no-mfa",
+                          env={"AWS_ENDPOINT_URL_IAM": f"http://127.0.0.1:{closed_port()}", "AWS_MAX_ATTEMPTS": "1"},
+                          timeout=120)
+    assert_error(cp, "GenerateCredentialReport", "cannot reach AWS", hint=True)
+    assert "AWS_ENDPOINT_URL_IAM" in cp.stderr and "AWS_ENDPOINT_URL_STS" not in cp.stderr, cp.stderr
+    assert "MFA code" not in cp.stderr, cp.stderr
+    assert writes(before, account.calls()) == {} and account.groups_of("dan") == set()
+
+
 # ---------------------------------------------------------------------------- policy
 
 

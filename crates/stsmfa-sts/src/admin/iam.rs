@@ -105,6 +105,9 @@ impl IamError {
             IamError::Other { source, .. } => {
                 let mut f = source.to_fail(None);
                 f.message = format!("{action}: {}", f.message);
+                if action != "GetCallerIdentity" {
+                    f.hints = iam_hints(f.hints);
+                }
                 f
             }
         }
@@ -276,6 +279,16 @@ where
     }
 }
 
+/// STS's hints for an IAM call: IAM's endpoint variable, and no MFA code
+/// rides on an IAM request, so none can have been used up.
+fn iam_hints(hints: Vec<String>) -> Vec<String> {
+    hints
+        .into_iter()
+        .filter(|h| !h.contains("MFA code"))
+        .map(|h| h.replace("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_IAM"))
+        .collect()
+}
+
 /// Attempts per IAM call: `AWS_MAX_ATTEMPTS` as the AWS CLI reads it (a
 /// cron job may want to fail fast), else 8, more than the SDK's 3, since
 /// a big account's lists are throttled as a matter of course.
@@ -296,7 +309,36 @@ fn max_attempts(env: Option<&str>) -> Result<u32, Fail> {
 
 #[cfg(test)]
 mod tests {
-    use super::max_attempts;
+    use super::{IamError, max_attempts};
+    use stsmfa_core::sts::StsError;
+
+    #[test]
+    fn an_unreachable_iam_names_iam_s_endpoint_and_no_code() {
+        for source in [
+            StsError::Network("Connection refused".into()),
+            StsError::Interrupted("connection reset".into()),
+        ] {
+            let f = IamError::Other {
+                action: "GetGroup",
+                source,
+            }
+            .to_fail("admin");
+            assert!(f.message.starts_with("GetGroup: "), "{}", f.message);
+            let hints = f.hints.join("\n");
+            assert!(hints.contains("AWS_ENDPOINT_URL_IAM"), "{hints}");
+            assert!(
+                !hints.contains("_STS") && !hints.contains("MFA code"),
+                "{hints}"
+            );
+        }
+        // GetCallerIdentity is an STS call: its hints stay STS's.
+        let f = IamError::Other {
+            action: "GetCallerIdentity",
+            source: StsError::Network("Connection refused".into()),
+        }
+        .to_fail("admin");
+        assert!(f.hints.join("\n").contains("AWS_ENDPOINT_URL_STS"));
+    }
 
     #[test]
     fn max_attempts_defaults_to_eight_and_takes_the_variable() {
