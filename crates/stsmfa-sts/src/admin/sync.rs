@@ -364,7 +364,7 @@ fn tagged_exempt(
                 return Ok(wanted.into_iter().map(str::to_owned).collect());
             }
             Err(IamError::Denied { .. }) => stsmfa_core::warn(
-                "iam:GetAccountAuthorizationDetails is denied: reading the exempt tag one user at a time (iam:ListUserTags)",
+                "iam:GetAccountAuthorizationDetails is denied: reading the exempt tag one user at a time (iam:ListUserTags); allow it and the tags take a call per 1,000 users",
             ),
             Err(e) => return Err(e),
         }
