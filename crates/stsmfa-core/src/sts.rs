@@ -102,6 +102,23 @@ pub enum StsError {
     Other { code: String, message: String },
 }
 
+/// The service a failed call went to: its hints name that service's
+/// endpoint variable, and only an STS call can carry an MFA code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Sts,
+    Iam,
+}
+
+impl Service {
+    fn endpoint_var(self) -> &'static str {
+        match self {
+            Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::Iam => "AWS_ENDPOINT_URL_IAM",
+        }
+    }
+}
+
 impl StsError {
     /// Sorts an AWS error by its code and message.
     pub fn classify(code: Option<&str>, message: Option<&str>) -> StsError {
@@ -159,11 +176,21 @@ impl StsError {
         }
     }
 
-    /// The user-facing line and its hints.
+    /// The user-facing line and its hints, for an STS call.
     pub fn to_fail(&self, serial: Option<&str>) -> Fail {
+        self.to_fail_from(Service::Sts, serial)
+    }
+
+    /// The user-facing line and its hints, for a call to `service`.
+    pub fn to_fail_from(&self, service: Service, serial: Option<&str>) -> Fail {
         let f = fail!("{self}");
-        let network = "check the network, proxy (HTTPS_PROXY) and region; for a custom endpoint, AWS_ENDPOINT_URL_STS or endpoint_url";
-        let elsewhere = "something other than AWS may be answering: check AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, endpoint_url and HTTPS_PROXY";
+        let var = service.endpoint_var();
+        let network = &format!(
+            "check the network, proxy (HTTPS_PROXY) and region; for a custom endpoint, {var} or endpoint_url"
+        );
+        let elsewhere = &format!(
+            "something other than AWS may be answering: check {var}, AWS_ENDPOINT_URL, endpoint_url and HTTPS_PROXY"
+        );
         match self {
             StsError::WrongCode(_) => f
                 .hint("check the code shown for this device in your authenticator app, and that this machine's clock is right")
@@ -178,9 +205,10 @@ impl StsError {
             StsError::ExpiredKey(_) => f.hint("the source profile needs an IAM user's long-term keys, not temporary ones"),
             StsError::Throttled(_) => f.hint("wait a minute and try again"),
             StsError::Network(_) => f.hint(network),
-            StsError::Interrupted(_) => f
+            StsError::Interrupted(_) if service == Service::Sts => f
                 .hint(network)
                 .hint("an MFA code sent with the request may have been used: wait for the next one"),
+            StsError::Interrupted(_) => f.hint(network),
             StsError::Timeout(_) | StsError::NoAnswer(_) => f
                 .hint(network)
                 .hint("STSMFA_TIMEOUT sets how long to wait for AWS (default 30s)"),
@@ -284,6 +312,19 @@ pub fn check_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_name_the_service_s_endpoint_and_a_code_only_for_sts() {
+        let e = StsError::Interrupted("connection reset".into());
+        let sts = e.to_fail(None).hints.join("\n");
+        assert!(
+            sts.contains("AWS_ENDPOINT_URL_STS") && sts.contains("MFA code"),
+            "{sts}"
+        );
+        let iam = e.to_fail_from(Service::Iam, None).hints.join("\n");
+        assert!(iam.contains("AWS_ENDPOINT_URL_IAM"), "{iam}");
+        assert!(!iam.contains("_STS") && !iam.contains("MFA code"), "{iam}");
+    }
 
     #[test]
     fn classifies_aws_messages() {

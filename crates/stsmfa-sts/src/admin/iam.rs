@@ -11,6 +11,7 @@ use stsmfa_core::cli::ProfileArgs;
 use stsmfa_core::commands;
 use stsmfa_core::error::Fail;
 use stsmfa_core::fail;
+use stsmfa_core::sts::Service;
 
 /// An IAM client with the admin's credentials, on its own
 /// current-thread runtime; calls block.
@@ -103,11 +104,13 @@ impl IamError {
             IamError::Unreadable { .. } => fail!("{self}")
                 .hint("something other than IAM may be answering: check AWS_ENDPOINT_URL_IAM, AWS_ENDPOINT_URL and endpoint_url"),
             IamError::Other { source, .. } => {
-                let mut f = source.to_fail(None);
+                // Who-am-I is the one STS call; every other action is IAM's.
+                let service = match action {
+                    "GetCallerIdentity" => Service::Sts,
+                    _ => Service::Iam,
+                };
+                let mut f = source.to_fail_from(service, None);
                 f.message = format!("{action}: {}", f.message);
-                if action != "GetCallerIdentity" {
-                    f.hints = iam_hints(f.hints);
-                }
                 f
             }
         }
@@ -277,16 +280,6 @@ where
             source: crate::aws::sort_sdk_error(e, timeout_secs),
         },
     }
-}
-
-/// STS's hints for an IAM call: IAM's endpoint variable, and no MFA code
-/// rides on an IAM request, so none can have been used up.
-fn iam_hints(hints: Vec<String>) -> Vec<String> {
-    hints
-        .into_iter()
-        .filter(|h| !h.contains("MFA code"))
-        .map(|h| h.replace("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_IAM"))
-        .collect()
 }
 
 /// Attempts per IAM call: `AWS_MAX_ATTEMPTS` as the AWS CLI reads it (a

@@ -173,13 +173,13 @@ pub fn sync(args: &SyncArgs) -> Result<u8, Fail> {
     }
     let assigned = assigned_virtual_devices(&iam).map_err(fail)?;
     let users = mfa_of(&rows, assigned.as_ref());
-    let mut changes = plan(&users, &members, &exempt);
+    let changes = plan(&users, &members, &exempt);
 
     // Only users who would move cost calls: their tags, and their devices
     // now (the report can be hours old).
     let tagged = tagged_exempt(&iam, &changes, rows.len()).map_err(fail)?;
     let checked: Vec<Change> = changes
-        .drain(..)
+        .into_iter()
         .filter(|c| !tagged.contains(&c.user))
         .collect();
     let mut recheck: Vec<(String, bool)> = Vec::new();
